@@ -1,0 +1,46 @@
+# vhost-blk top-level build.  See README.md.
+include scripts/kernel-version.mk
+
+BUILD       ?= $(CURDIR)/build
+KDIR        ?= /lib/modules/$(KVER)/build
+CMAKE_BUILD := $(BUILD)/cmake
+JOBS        ?= $(shell nproc)
+
+.PHONY: all setup module tools unit vmtest check run checkpatch clean install
+
+all: module tools
+
+setup:
+	@bash scripts/setup.sh
+
+module: setup
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel VHOST_INC=$(BUILD)/ksrc/drivers/vhost modules
+
+tools: setup
+	cmake -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(CMAKE_BUILD) -j $(JOBS)
+
+# GoogleTest unit tests: no kernel module needed.
+unit: tools
+	cd $(CMAKE_BUILD) && ctest --output-on-failure
+
+# Boots the target kernel in QEMU (TCG), loads vhost + vhost_blk and runs the
+# KTAP selftests against real block devices.
+vmtest: all
+	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) selftests
+
+# The main job: a VM with the module loaded serving a disk that does real I/O.
+run: all
+	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) demo
+
+# Everything CI runs; the last line is "N passed, N failed".
+check: all
+	bash scripts/check.sh --build $(BUILD) --kver $(KVER)
+
+checkpatch: setup
+	perl $(BUILD)/ksrc/scripts/checkpatch.pl --no-tree --strict -f \
+		kernel/*.c kernel/*.h include/uapi/linux/vhost_blk.h
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel clean
+	rm -rf $(BUILD)

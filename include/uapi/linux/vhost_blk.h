@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vhost-blk: in-kernel virtio-blk data path on top of the vhost core.
+ *
+ * Userspace (the VMM) opens /dev/vhost-blk, becomes its owner with
+ * VHOST_SET_OWNER, hands over guest memory and virtqueues with the standard
+ * vhost ioctls from <linux/vhost.h>, then attaches a block device with
+ * VHOST_BLK_SET_BACKEND.  The virtio-blk configuration space is the VMM's
+ * job; the limits it advertises must stay within the VHOST_BLK_MAX_* values
+ * below.
+ */
+#ifndef _UAPI_LINUX_VHOST_BLK_H
+#define _UAPI_LINUX_VHOST_BLK_H
+
+#include <linux/types.h>
+#include <linux/vhost.h>
+#include <linux/virtio_blk.h>
+
+/*
+ * VHOST_BLK_SET_BACKEND: attach or detach the block device.
+ *
+ * struct vhost_vring_file.fd is a file descriptor of an open block device,
+ * or -1 to detach.  struct vhost_vring_file.index selects the rings:
+ *
+ *   index == VHOST_BLK_BACKEND_ALL_VRINGS (0): the whole device, as the
+ *	published QEMU vhost-blk patch uses it.  fd >= 0 attaches the block
+ *	device to every virtqueue whose ring addresses have been set;
+ *	fd == -1 detaches every virtqueue.
+ *   index == VHOST_BLK_BACKEND_VRING(n): virtqueue n only.  fd >= 0
+ *	attaches it (its ring addresses must be set), fd == -1 detaches it.
+ *
+ * Detaching returns only after every request taken from the ring(s) has
+ * completed, its status has been written and it has been added to the used
+ * ring, so VHOST_GET_VRING_BASE right after it reports a base that loses
+ * no request.  Requests the guest adds while a ring is detached stay in the
+ * avail ring until it is attached again.
+ *
+ * The device holds one block device at a time: attaching a different one
+ * while any ring is attached fails with EBUSY.  When the last ring is
+ * detached the device drops its reference to the block device.
+ *
+ * The fd must be opened for writing unless VIRTIO_BLK_F_RO was negotiated
+ * (EBADF otherwise); a block device that is itself read-only requires
+ * VIRTIO_BLK_F_RO (EROFS otherwise).  Errors: ENOTBLK if fd is not a block
+ * device, ENOBUFS for a ring index out of range, EFAULT/EINVAL when a ring
+ * is not set up, EPERM for a caller that is not the owner.
+ */
+#define VHOST_BLK_SET_BACKEND _IOW(VHOST_VIRTIO, 0xFF, struct vhost_vring_file)
+
+#define VHOST_BLK_BACKEND_ALL_VRINGS	0u
+#define VHOST_BLK_BACKEND_F_VRING	(1u << 31)
+#define VHOST_BLK_BACKEND_VRING(n)	(VHOST_BLK_BACKEND_F_VRING | (__u32)(n))
+
+/*
+ * VHOST_BLK_SET_SERIAL: the string VIRTIO_BLK_T_GET_ID returns.  Up to
+ * VIRTIO_BLK_ID_BYTES bytes; shorter strings are NUL-terminated.  May be
+ * set at any time; requests see the old or the new value, never a mix.
+ */
+#define VHOST_BLK_SET_SERIAL _IOW(VHOST_VIRTIO, 0xFE, char[VIRTIO_BLK_ID_BYTES])
+
+/* Limits the VMM must respect in the config space it presents. */
+/* seg_max: data descriptors per request (the vhost core's iov limit - 2) */
+#define VHOST_BLK_MAX_SEGMENTS		1022
+/* max_discard_seg, max_write_zeroes_seg, max_secure_erase_seg */
+#define VHOST_BLK_MAX_DISCARD_SEGMENTS	256
+
+/*
+ * VHOST_BLK_GET_VRING_STATS: counters of one virtqueue.  Set .index, the
+ * kernel fills in the rest.  Counters live with the ring (no sharing
+ * across queues) and are reset when the device is reset (RESET_OWNER) or
+ * closed, not when a ring is detached.
+ */
+enum vhost_blk_stat_type {
+	VHOST_BLK_STAT_IN,
+	VHOST_BLK_STAT_OUT,
+	VHOST_BLK_STAT_FLUSH,
+	VHOST_BLK_STAT_GET_ID,
+	VHOST_BLK_STAT_DISCARD,
+	VHOST_BLK_STAT_WRITE_ZEROES,
+	VHOST_BLK_STAT_SECURE_ERASE,
+	VHOST_BLK_STAT_OTHER,		/* anything answered with UNSUPP */
+	VHOST_BLK_STAT_NR_TYPES = 8,
+};
+
+struct vhost_blk_vring_stats {
+	__u32 index;		/* in: virtqueue index */
+	__u32 worker_id;	/* out: vhost worker serving it, ~0U if none */
+	__u32 attached;		/* out: 1 if a backend is attached */
+	__u32 inflight;		/* out: requests taken from the ring, not yet used */
+	__u64 requests[VHOST_BLK_STAT_NR_TYPES];	/* completed, by type */
+	__u64 bytes[VHOST_BLK_STAT_NR_TYPES];		/* data bytes moved */
+	__u64 status_ok;	/* completions by status byte */
+	__u64 status_ioerr;
+	__u64 status_unsupp;
+	__u64 bounced;		/* requests that needed a bounce buffer */
+	__u64 malformed;	/* chains rejected before reaching the disk */
+	__u64 signals;		/* guest notifications sent */
+	__u64 batches;		/* completion batches added to the used ring */
+	__u64 reserved[8];
+};
+
+#define VHOST_BLK_GET_VRING_STATS \
+	_IOWR(VHOST_VIRTIO, 0xFD, struct vhost_blk_vring_stats)
+
+#endif /* _UAPI_LINUX_VHOST_BLK_H */
