@@ -39,7 +39,7 @@ check: all
 
 checkpatch: setup
 	perl $(BUILD)/ksrc/scripts/checkpatch.pl --no-tree --strict -f \
-		kernel/*.c kernel/*.h include/uapi/linux/vhost_blk.h
+		$(filter-out %.mod.c,$(wildcard kernel/*.c)) kernel/*.h include/uapi/linux/vhost_blk.h
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel clean

@@ -94,8 +94,11 @@ struct vhost_blk_vring_stats {
 	__u64 status_unsupp;
 	__u64 bounced;		/* requests that needed a bounce buffer */
 	__u64 malformed;	/* chains rejected before reaching the disk */
-	__u64 signals;		/* guest notifications sent */
-	__u64 batches;		/* completion batches added to the used ring */
+	__u64 batches;		/* used-ring updates, each followed by one
+				 * vhost_signal(): completions per signal =
+				 * sum(requests) / batches (EVENT_IDX may
+				 * suppress some of those signals further)
+				 */
 	__u64 reserved[8];
 };
 

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk bio building and submission.
+ *
+ * Data requests are zero-copy: the guest's buffers are pinned with
+ * bio_iov_iter_get_pages() (FOLL_PIN, as direct I/O does) and go into as few
+ * bios as fit; the pages are released, and dirtied for reads, when each bio
+ * ends.  Guest buffers that break the backend's DMA alignment or carry
+ * segments that are not a multiple of its logical block size (the spec lets
+ * a driver put the header and the data in one descriptor, for instance) go
+ * through a bounce buffer instead: correct, just not zero-copy.
+ *
+ * Every request holds one reference in req->pending for the submitter and
+ * one per bio; the last vhost_blk_req_put() queues the completion.
+ */
+#include <linux/bio.h>
+#include <linux/slab.h>
+#include <linux/virtio_blk.h>
+
+#include "blk.h"
+
+static void vhost_blk_begin(struct vhost_blk_req *req)
+{
+	atomic_set(&req->pending, 1);
+	atomic_inc(&req->bvq->ending);
+}
+
+static void vhost_blk_fail(struct vhost_blk_req *req)
+{
+	WRITE_ONCE(req->error, BLK_STS_IOERR);
+}
+
+static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio)
+{
+	bio->bi_private = req;
+	bio->bi_end_io = vhost_blk_bio_end_io;
+	atomic_inc(&req->pending);
+	submit_bio(bio);
+}
+
+static void vhost_blk_free_bounce(struct vhost_blk_req *req)
+{
+	unsigned int i;
+
+	for (i = 0; i < req->nr_bounce; i++)
+		__free_page(req->bounce[i]);
+	kvfree(req->bounce);
+	kfree(req->bounce_iov);
+	req->bounce = NULL;
+	req->nr_bounce = 0;
+	req->bounce_iov = NULL;
+}
+
+void vhost_blk_req_release(struct vhost_blk_req *req)
+{
+	if (req->bounce)
+		vhost_blk_free_bounce(req);
+	kfree(req->log);
+	req->log = NULL;
+}
+
+/*
+ * Keep the guest iovecs a bounced read must be copied back to: the ring's
+ * iovec array is reused by the next request.
+ */
+static int vhost_blk_save_iov(struct vhost_blk_req *req, struct iov_iter *iter)
+{
+	const struct iovec *iov = iter_iov(iter);
+	size_t left = iov_iter_count(iter);
+	unsigned int i, n = 0;
+
+	req->bounce_iov = kmalloc_array(iter->nr_segs, sizeof(*iov),
+					GFP_KERNEL);
+	if (!req->bounce_iov)
+		return -ENOMEM;
+	for (i = 0; i < iter->nr_segs && left; i++) {
+		size_t skip = i ? 0 : iter->iov_offset;
+		size_t len = min(iov[i].iov_len - skip, left);
+
+		req->bounce_iov[n].iov_base = iov[i].iov_base + skip;
+		req->bounce_iov[n++].iov_len = len;
+		left -= len;
+	}
+	req->bounce_iov_nr = n;
+	return 0;
+}
+
+static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
+			       struct block_device *bdev, sector_t sector,
+			       struct iov_iter *iter, blk_opf_t opf)
+{
+	size_t left = iov_iter_count(iter);
+	unsigned int nr = DIV_ROUND_UP(left, PAGE_SIZE), i = 0;
+	bool write = op_is_write(opf);
+	struct bio *bio = NULL;
+	int ret;
+
+	req->bounce = kvcalloc(nr, sizeof(*req->bounce), GFP_KERNEL);
+	if (!req->bounce)
+		return -ENOMEM;
+	for (req->nr_bounce = 0; req->nr_bounce < nr; req->nr_bounce++) {
+		struct page *page = alloc_page(GFP_KERNEL);
+
+		if (!page)
+			return -ENOMEM;
+		req->bounce[req->nr_bounce] = page;
+	}
+
+	if (write) {
+		for (i = 0; i < nr; i++) {
+			size_t len = min_t(size_t, left - i * PAGE_SIZE,
+					   PAGE_SIZE);
+
+			if (copy_page_from_iter(req->bounce[i], 0, len,
+						iter) != len)
+				return -EFAULT;
+		}
+	} else {
+		ret = vhost_blk_save_iov(req, iter);
+		if (ret)
+			return ret;
+		req->bounce_read = true;
+	}
+
+	/*
+	 * len is a multiple of the logical block size and so is PAGE_SIZE,
+	 * so every bio below ends on a block boundary.
+	 */
+	for (i = 0; i < nr; i++) {
+		size_t len = min_t(size_t, left, PAGE_SIZE);
+
+		if (!bio) {
+			bio = bio_alloc(bdev, min_t(unsigned int, nr - i,
+						    BIO_MAX_VECS),
+					opf, GFP_KERNEL);
+			bio->bi_iter.bi_sector = sector;
+		}
+		__bio_add_page(bio, req->bounce[i], len, 0);
+		sector += len >> SECTOR_SHIFT;
+		left -= len;
+		if (bio->bi_vcnt == bio->bi_max_vecs || !left) {
+			vhost_blk_submit(req, bio);
+			bio = NULL;
+		}
+	}
+	return 0;
+}
+
+void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
+			 sector_t sector, struct iov_iter *iter, bool write)
+{
+	struct block_device *bdev = file_bdev(backend);
+	blk_opf_t opf = write ? REQ_OP_WRITE | REQ_SYNC | REQ_IDLE :
+				REQ_OP_READ;
+	struct bio *bio;
+
+	vhost_blk_begin(req);
+
+	if (unlikely(!bdev_iter_is_aligned(bdev, iter))) {
+		req->bvq->stats.bounced++;
+		if (vhost_blk_bounce_rw(req, bdev, sector, iter, opf))
+			vhost_blk_fail(req);
+		goto out;
+	}
+
+	while (iov_iter_count(iter)) {
+		bio = bio_alloc(bdev, bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
+				opf, GFP_KERNEL);
+		bio->bi_iter.bi_sector = sector;
+		if (unlikely(bio_iov_iter_get_pages(bio, iter))) {
+			/* Guest memory went away under us. */
+			bio_put(bio);
+			vhost_blk_fail(req);
+			break;
+		}
+		if (!write)
+			bio_set_pages_dirty(bio);
+		sector += bio_sectors(bio);
+		vhost_blk_submit(req, bio);
+	}
+out:
+	vhost_blk_req_put(req);
+}
+
+void vhost_blk_submit_flush(struct vhost_blk_req *req, struct file *backend)
+{
+	struct bio *bio = bio_alloc(file_bdev(backend), 0,
+				    REQ_OP_WRITE | REQ_PREFLUSH, GFP_KERNEL);
+
+	vhost_blk_begin(req);
+	vhost_blk_submit(req, bio);
+	vhost_blk_req_put(req);
+}
+
+/* Segments have been validated against the device by the caller. */
+void vhost_blk_submit_ranges(struct vhost_blk_req *req, struct file *backend,
+			     u32 type,
+			     const struct virtio_blk_discard_write_zeroes *segs,
+			     unsigned int nseg)
+{
+	struct vhost_virtqueue *vq = &req->bvq->vq;
+	struct block_device *bdev = file_bdev(backend);
+	u32 max_se = bdev_max_secure_erase_sectors(bdev);
+	struct bio *bio = NULL;
+	unsigned int i;
+
+	vhost_blk_begin(req);
+	for (i = 0; i < nseg; i++) {
+		sector_t sector = vhost64_to_cpu(vq, (__force __virtio64)segs[i].sector);
+		sector_t nr = vhost32_to_cpu(vq, (__force __virtio32)segs[i].num_sectors);
+		u32 flags = vhost32_to_cpu(vq, (__force __virtio32)segs[i].flags);
+		unsigned int zflags = BLKDEV_ZERO_NOUNMAP;
+		int ret = 0;
+
+		if (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
+			zflags = 0;
+		switch (type) {
+		case VIRTIO_BLK_T_DISCARD:
+			ret = __blkdev_issue_discard(bdev, sector, nr,
+						     GFP_KERNEL, &bio);
+			break;
+		case VIRTIO_BLK_T_WRITE_ZEROES:
+			ret = __blkdev_issue_zeroout(bdev, sector, nr,
+						     GFP_KERNEL, &bio, zflags);
+			break;
+		default:
+			while (nr) {
+				u32 len = min_t(sector_t, nr, max_se);
+
+				bio = blk_next_bio(bio, bdev, 0,
+						   REQ_OP_SECURE_ERASE,
+						   GFP_KERNEL);
+				bio->bi_iter.bi_sector = sector;
+				bio->bi_iter.bi_size = len << SECTOR_SHIFT;
+				sector += len;
+				nr -= len;
+			}
+			break;
+		}
+		if (ret) {
+			vhost_blk_fail(req);
+			break;
+		}
+	}
+	/* The last bio of the chain ends after all the others. */
+	if (bio)
+		vhost_blk_submit(req, bio);
+	vhost_blk_req_put(req);
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vhost-blk internals shared by the device (device.c), the request path
+ * (request.c), bio submission (bio.c) and completion (completion.c).
+ *
+ * Lock order: vhost_blk.dev.mutex -> vhost_virtqueue.mutex
+ */
+#ifndef _VHOST_BLK_INTERNAL_H
+#define _VHOST_BLK_INTERNAL_H
+
+#include <linux/blkdev.h>
+#include <linux/llist.h>
+#include <linux/spinlock.h>
+#include <linux/uio.h>
+#include <linux/wait.h>
+#include <linux/vhost_blk.h>
+
+#include "vhost.h"
+
+/* Requests handled per kick before yielding the worker to other rings. */
+#define VHOST_BLK_WEIGHT	256
+/* Bytes submitted per kick before yielding. */
+#define VHOST_BLK_BYTE_WEIGHT	(32 << 20)
+
+enum {
+	VHOST_BLK_FEATURES = VHOST_FEATURES |
+			     (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+			     (1ULL << VIRTIO_BLK_F_RO) |
+			     (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
+			     (1ULL << VIRTIO_BLK_F_FLUSH) |
+			     (1ULL << VIRTIO_BLK_F_TOPOLOGY) |
+			     (1ULL << VIRTIO_BLK_F_MQ) |
+			     (1ULL << VIRTIO_BLK_F_DISCARD) |
+			     (1ULL << VIRTIO_BLK_F_WRITE_ZEROES) |
+			     (1ULL << VIRTIO_BLK_F_SECURE_ERASE),
+};
+
+struct vhost_blk_vq;
+
+/*
+ * One request per descriptor head: a ring of vq->num entries has at most
+ * vq->num requests in flight, and the head index names the slot.
+ */
+struct vhost_blk_req {
+	struct llist_node node;		/* on bvq->done once all bios ended */
+	struct vhost_blk_vq *bvq;
+	u8 __user *status;		/* last writable byte of the chain */
+	atomic_t pending;		/* bios in flight, +1 while submitting */
+	blk_status_t error;		/* any bio error, set from end_io */
+	u8 vstatus;			/* status decided before any bio */
+	u8 stat_type;			/* enum vhost_blk_stat_type */
+	bool busy;			/* protected by vq->mutex */
+	bool bounce_read;		/* copy bounce pages back on completion */
+	u16 head;
+	u32 used_len;			/* written bytes reported on success */
+	u64 bytes;			/* data bytes, for statistics */
+
+	/* Bounce buffer for guest buffers the backend cannot DMA to. */
+	struct page **bounce;
+	unsigned int nr_bounce;
+	struct iovec *bounce_iov;	/* copy of the guest's data iovecs */
+	unsigned int bounce_iov_nr;
+
+	/* Dirty log entries for VHOST_F_LOG_ALL (live migration). */
+	struct vhost_log *log;
+	unsigned int log_num;
+};
+
+struct vhost_blk_vq {
+	struct vhost_virtqueue vq;
+	struct vhost_blk *blk;
+	/* Reports finished requests on the vq's worker. */
+	struct vhost_work done_work;
+	/* Requests whose bios have all ended; filled from end_io. */
+	struct llist_head done;
+	/* Requests whose bios have not all ended yet. */
+	atomic_t ending;
+	wait_queue_head_t idle;
+
+	/* The rest is protected by vq->mutex. */
+	struct vhost_blk_req *reqs;	/* nr_reqs slots, indexed by head */
+	unsigned int nr_reqs;
+	unsigned int inflight;		/* taken from avail, not yet used */
+	struct vhost_blk_vring_stats stats;
+};
+
+struct vhost_blk {
+	struct vhost_dev dev;
+	struct vhost_blk_vq *vqs;
+	struct vhost_virtqueue **vq_ptrs;
+	unsigned int nvqs;
+
+	/* Protected by dev.mutex. */
+	struct file *backend;		/* held while any ring is attached */
+	unsigned int attached;		/* rings with the backend attached */
+
+	spinlock_t serial_lock;		/* GET_ID never sees half a serial */
+	char serial[VIRTIO_BLK_ID_BYTES];	/* protected by serial_lock */
+};
+
+static inline struct vhost_blk_vq *to_bvq(struct vhost_virtqueue *vq)
+{
+	return container_of(vq, struct vhost_blk_vq, vq);
+}
+
+/* request.c */
+void vhost_blk_handle_kick(struct vhost_work *work);
+bool vhost_blk_ro(struct vhost_virtqueue *vq, struct file *backend);
+
+/* bio.c */
+void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
+			 sector_t sector, struct iov_iter *iter, bool write);
+void vhost_blk_submit_flush(struct vhost_blk_req *req, struct file *backend);
+void vhost_blk_submit_ranges(struct vhost_blk_req *req, struct file *backend,
+			     u32 type,
+			     const struct virtio_blk_discard_write_zeroes *segs,
+			     unsigned int nseg);
+void vhost_blk_req_release(struct vhost_blk_req *req);
+
+/* completion.c */
+void vhost_blk_bio_end_io(struct bio *bio);
+void vhost_blk_req_put(struct vhost_blk_req *req);
+void vhost_blk_done_work(struct vhost_work *work);
+void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report);
+void vhost_blk_finish_now(struct vhost_blk_req *req, u8 status);
+
+#endif /* _VHOST_BLK_INTERNAL_H */

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk completion path.
+ *
+ * bio end_io runs in interrupt context: it only releases the bio, and when
+ * a request's last bio has ended pushes the request onto its ring's
+ * lock-free done list and queues the ring's done_work on the ring's vhost
+ * worker.  vhost_blk_done_work() then writes the status bytes, adds every
+ * finished request to the used ring in one go and signals the guest once.
+ *
+ * The done list is drained under vq->mutex, so each request is reported
+ * exactly once whichever context drains it: the ring's worker (whichever
+ * worker the ring is attached to at the time), the kick handler at the end
+ * of a batch, or a detach waiting for the ring to go idle.
+ */
+#include <linux/bio.h>
+#include <linux/rcupdate.h>
+#include <linux/virtio_blk.h>
+
+#include "blk.h"
+
+void vhost_blk_req_put(struct vhost_blk_req *req)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	if (!atomic_dec_and_test(&req->pending))
+		return;
+
+	/*
+	 * Once bvq->ending reaches zero a detach or release may go on and
+	 * free the device; the RCU read section keeps bvq valid until the
+	 * wake-up is done (release waits with synchronize_rcu()).
+	 */
+	rcu_read_lock();
+	llist_add(&req->node, &bvq->done);
+	vhost_vq_work_queue(&bvq->vq, &bvq->done_work);
+	if (atomic_dec_and_test(&bvq->ending))
+		wake_up(&bvq->idle);
+	rcu_read_unlock();
+}
+
+void vhost_blk_bio_end_io(struct bio *bio)
+{
+	struct vhost_blk_req *req = bio->bi_private;
+
+	if (unlikely(bio->bi_status))
+		WRITE_ONCE(req->error, bio->bi_status);
+
+	if (bio_op(bio) == REQ_OP_READ && bio_flagged(bio, BIO_PAGE_PINNED)) {
+		/* Re-dirties pages written back meanwhile, unpins, puts. */
+		bio_check_pages_dirty(bio);
+	} else {
+		bio_release_pages(bio, false);
+		bio_put(bio);
+	}
+	vhost_blk_req_put(req);
+}
+
+/* Completes a request that never reached the block device. */
+void vhost_blk_finish_now(struct vhost_blk_req *req, u8 status)
+{
+	req->vstatus = status;
+	llist_add(&req->node, &req->bvq->done);
+}
+
+static u8 vhost_blk_status(struct vhost_blk_req *req)
+{
+	blk_status_t error = READ_ONCE(req->error);
+
+	if (req->vstatus != VIRTIO_BLK_S_OK || !error)
+		return req->vstatus;
+	return error == BLK_STS_NOTSUPP ? VIRTIO_BLK_S_UNSUPP :
+					  VIRTIO_BLK_S_IOERR;
+}
+
+static int vhost_blk_copy_back(struct vhost_blk_req *req)
+{
+	struct iov_iter iter;
+	size_t left = req->bytes;
+	unsigned int i;
+
+	iov_iter_init(&iter, ITER_DEST, req->bounce_iov, req->bounce_iov_nr,
+		      left);
+	for (i = 0; i < req->nr_bounce; i++) {
+		size_t len = min_t(size_t, left, PAGE_SIZE);
+
+		if (copy_page_to_iter(req->bounce[i], 0, len, &iter) != len)
+			return -EFAULT;
+		left -= len;
+	}
+	return 0;
+}
+
+static void vhost_blk_account(struct vhost_blk_vq *bvq,
+			      struct vhost_blk_req *req, u8 status)
+{
+	struct vhost_blk_vring_stats *st = &bvq->stats;
+
+	st->requests[req->stat_type]++;
+	switch (status) {
+	case VIRTIO_BLK_S_OK:
+		st->status_ok++;
+		st->bytes[req->stat_type] += req->bytes;
+		break;
+	case VIRTIO_BLK_S_UNSUPP:
+		st->status_unsupp++;
+		break;
+	default:
+		st->status_ioerr++;
+		break;
+	}
+}
+
+/*
+ * Reports one finished request to the guest; returns the used length, or
+ * a negative errno if the status byte could not be written.
+ */
+static int vhost_blk_report(struct vhost_blk_vq *bvq,
+			    struct vhost_blk_req *req, u8 *status)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	u32 len;
+
+	if (req->bounce_read && *status == VIRTIO_BLK_S_OK &&
+	    vhost_blk_copy_back(req))
+		*status = VIRTIO_BLK_S_IOERR;
+
+	if (put_user(*status, req->status)) {
+		vq_err(vq, "vhost-blk: cannot write status of head %u\n",
+		       req->head);
+		return -EFAULT;
+	}
+	len = *status == VIRTIO_BLK_S_OK ? req->used_len : 1;
+	if (unlikely(req->log))
+		vhost_log_write(vq, req->log, req->log_num, len, NULL, 0);
+	return len;
+}
+
+/*
+ * Drains the done list.  With @report the requests are written to the used
+ * ring and the guest is signalled; without it (release, reset) they are
+ * only freed: the ring is going away and may not even be mapped.
+ * Caller holds vq->mutex.
+ */
+void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct vhost_blk_req *req, *tmp;
+	struct llist_node *list;
+	unsigned int n = 0;
+	int len;
+	u8 status;
+
+	list = llist_del_all(&bvq->done);
+	if (!list)
+		return;
+	list = llist_reverse_order(list);
+
+	llist_for_each_entry_safe(req, tmp, list, node) {
+		status = vhost_blk_status(req);
+		if (report) {
+			len = vhost_blk_report(bvq, req, &status);
+			if (len >= 0) {
+				vq->heads[n].id = cpu_to_vhost32(vq, req->head);
+				vq->heads[n].len = cpu_to_vhost32(vq, len);
+				n++;
+			}
+		}
+		vhost_blk_account(bvq, req, status);
+		vhost_blk_req_release(req);
+		req->busy = false;
+		bvq->inflight--;
+
+		if (n == vq->dev->iov_limit) {
+			if (vhost_add_used_n(vq, vq->heads, n))
+				vq_err(vq, "vhost-blk: used ring not writable\n");
+			n = 0;
+		}
+	}
+	if (!report)
+		return;
+	if (n && vhost_add_used_n(vq, vq->heads, n))
+		vq_err(vq, "vhost-blk: used ring not writable\n");
+	bvq->stats.batches++;
+	vhost_signal(&bvq->blk->dev, vq);
+}
+
+void vhost_blk_done_work(struct vhost_work *work)
+{
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						done_work);
+
+	mutex_lock(&bvq->vq.mutex);
+	vhost_blk_complete(bvq, true);
+	mutex_unlock(&bvq->vq.mutex);
+}

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: the /dev/vhost-blk device, its ioctls and backend handling.
+ *
+ * Copyright (C) 2026 The vhost-blk authors.
+ *
+ * A VMM opens /dev/vhost-blk, becomes its owner, describes guest memory and
+ * virtqueues with the standard vhost ioctls and attaches a block device
+ * with VHOST_BLK_SET_BACKEND.  Requests are then served in the host kernel
+ * by the rings' vhost workers (request.c, bio.c, completion.c).
+ */
+#include <linux/compat.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/nospec.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/virtio_blk.h>
+
+#include "blk.h"
+
+/* Enough for one ring per vCPU on large guests; each ring costs ~20 KiB. */
+#define VHOST_BLK_QUEUES_LIMIT	256
+
+static unsigned int max_queues = 16;
+module_param(max_queues, uint, 0644);
+MODULE_PARM_DESC(max_queues,
+		 "Virtqueues per /dev/vhost-blk instance (1-256, default 16)");
+
+static bool vhost_blk_acked(struct vhost_blk *blk, unsigned int bit)
+{
+	struct vhost_virtqueue *vq = &blk->vqs[0].vq;
+	bool ret;
+
+	mutex_lock(&vq->mutex);
+	ret = vhost_has_feature(vq, bit);
+	mutex_unlock(&vq->mutex);
+	return ret;
+}
+
+/* Caller holds dev.mutex. */
+static int vhost_blk_attach_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	int ret = 0;
+
+	mutex_lock(&vq->mutex);
+	if (vhost_vq_get_backend(vq))
+		goto out_unlock;
+	if (!vhost_vq_is_setup(vq)) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+
+	/* A detached ring has nothing in flight: its slots can go. */
+	if (bvq->nr_reqs != vq->num) {
+		kvfree(bvq->reqs);
+		bvq->nr_reqs = 0;
+		bvq->reqs = kvcalloc(vq->num, sizeof(*bvq->reqs),
+				     GFP_KERNEL_ACCOUNT);
+		if (!bvq->reqs) {
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		bvq->nr_reqs = vq->num;
+	}
+
+	vhost_vq_set_backend(vq, blk->backend);
+	ret = vhost_vq_init_access(vq);
+	if (ret) {
+		vhost_vq_set_backend(vq, NULL);
+		goto out_unlock;
+	}
+	blk->attached++;
+	mutex_unlock(&vq->mutex);
+
+	/* Kicks that came while the ring was detached were dropped. */
+	vhost_poll_queue(&vq->poll);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&vq->mutex);
+	return ret;
+}
+
+/*
+ * Stops taking requests from the ring and waits until every request it
+ * took has completed.  With @report they are written to the used ring, so
+ * the ring base read afterwards is exact.  Caller holds dev.mutex.
+ */
+static void vhost_blk_detach_vq(struct vhost_blk *blk,
+				struct vhost_blk_vq *bvq, bool report)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct file *backend;
+
+	mutex_lock(&vq->mutex);
+	backend = vhost_vq_get_backend(vq);
+	vhost_vq_set_backend(vq, NULL);
+	mutex_unlock(&vq->mutex);
+	if (!backend)
+		return;
+
+	wait_event(bvq->idle, !atomic_read(&bvq->ending));
+
+	mutex_lock(&vq->mutex);
+	vhost_blk_complete(bvq, report);
+	mutex_unlock(&vq->mutex);
+	blk->attached--;
+}
+
+static void vhost_blk_put_backend(struct vhost_blk *blk)
+{
+	if (!blk->attached && blk->backend) {
+		fput(blk->backend);
+		blk->backend = NULL;
+	}
+}
+
+static void vhost_blk_detach_all(struct vhost_blk *blk, bool report)
+{
+	unsigned int i;
+
+	for (i = 0; i < blk->nvqs; i++)
+		vhost_blk_detach_vq(blk, &blk->vqs[i], report);
+	vhost_blk_put_backend(blk);
+}
+
+static int vhost_blk_check_backend(struct vhost_blk *blk, struct file *file)
+{
+	struct block_device *bdev;
+	bool ro;
+
+	if (!S_ISBLK(file_inode(file)->i_mode))
+		return -ENOTBLK;
+	bdev = file_bdev(file);
+	if (blk->backend && file_bdev(blk->backend) != bdev)
+		return -EBUSY;
+	ro = vhost_blk_acked(blk, VIRTIO_BLK_F_RO);
+	if (!ro && !(file->f_mode & FMODE_WRITE))
+		return -EBADF;
+	if (!ro && bdev_read_only(bdev))
+		return -EROFS;
+	return 0;
+}
+
+static long vhost_blk_set_backend(struct vhost_blk *blk,
+				  struct vhost_vring_file __user *argp)
+{
+	struct vhost_vring_file backend;
+	unsigned int first = 0, last = blk->nvqs - 1, i;
+	bool one = false;
+	struct file *file;
+	long ret;
+
+	if (copy_from_user(&backend, argp, sizeof(backend)))
+		return -EFAULT;
+
+	if (backend.index & VHOST_BLK_BACKEND_F_VRING) {
+		u32 idx = backend.index & ~VHOST_BLK_BACKEND_F_VRING;
+
+		if (idx >= blk->nvqs)
+			return -ENOBUFS;
+		first = array_index_nospec(idx, blk->nvqs);
+		last = first;
+		one = true;
+	} else if (backend.index != VHOST_BLK_BACKEND_ALL_VRINGS) {
+		return -EINVAL;
+	}
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out_unlock;
+
+	if (backend.fd == -1) {
+		for (i = first; i <= last; i++)
+			vhost_blk_detach_vq(blk, &blk->vqs[i], true);
+		vhost_blk_put_backend(blk);
+		goto out_unlock;
+	}
+
+	file = fget(backend.fd);
+	if (!file) {
+		ret = -EBADF;
+		goto out_unlock;
+	}
+	ret = vhost_blk_check_backend(blk, file);
+	if (ret)
+		goto out_fput;
+	if (!blk->backend)
+		blk->backend = get_file(file);
+
+	for (i = first; i <= last; i++) {
+		ret = vhost_blk_attach_vq(blk, &blk->vqs[i]);
+		/* The whole-device form skips rings the VMM did not set up. */
+		if (ret == -EINVAL && !one)
+			ret = 0;
+		if (ret)
+			break;
+	}
+	if (!ret && !blk->attached)
+		ret = -EINVAL;
+	vhost_blk_put_backend(blk);
+out_fput:
+	fput(file);
+out_unlock:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_set_serial(struct vhost_blk *blk, void __user *argp)
+{
+	char serial[VIRTIO_BLK_ID_BYTES];
+	long ret;
+
+	if (copy_from_user(serial, argp, sizeof(serial)))
+		return -EFAULT;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (!ret) {
+		spin_lock(&blk->serial_lock);
+		memcpy(blk->serial, serial, sizeof(serial));
+		spin_unlock(&blk->serial_lock);
+	}
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_get_vring_stats(struct vhost_blk *blk, void __user *argp)
+{
+	struct vhost_blk_vring_stats st;
+	struct vhost_worker *worker;
+	struct vhost_blk_vq *bvq;
+	u32 idx;
+	long ret;
+
+	if (get_user(idx, (u32 __user *)argp))
+		return -EFAULT;
+	if (idx >= blk->nvqs)
+		return -ENOBUFS;
+	bvq = &blk->vqs[array_index_nospec(idx, blk->nvqs)];
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out_unlock;
+
+	mutex_lock(&bvq->vq.mutex);
+	st = bvq->stats;
+	st.index = idx;
+	st.attached = !!vhost_vq_get_backend(&bvq->vq);
+	st.inflight = bvq->inflight;
+	worker = rcu_dereference_check(bvq->vq.worker,
+				       lockdep_is_held(&blk->dev.mutex));
+	st.worker_id = worker ? worker->id : U32_MAX;
+	mutex_unlock(&bvq->vq.mutex);
+
+	if (copy_to_user(argp, &st, sizeof(st)))
+		ret = -EFAULT;
+out_unlock:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static void vhost_blk_reset_stats(struct vhost_blk *blk)
+{
+	unsigned int i;
+
+	for (i = 0; i < blk->nvqs; i++)
+		memset(&blk->vqs[i].stats, 0, sizeof(blk->vqs[i].stats));
+}
+
+static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
+{
+	struct vhost_virtqueue *vq;
+	unsigned int i;
+	long ret;
+
+	if (features & ~VHOST_BLK_FEATURES)
+		return -EOPNOTSUPP;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out_unlock;
+	if ((features & (1ULL << VHOST_F_LOG_ALL)) &&
+	    !vhost_log_access_ok(&blk->dev)) {
+		ret = -EFAULT;
+		goto out_unlock;
+	}
+	for (i = 0; i < blk->nvqs; i++) {
+		vq = &blk->vqs[i].vq;
+		mutex_lock(&vq->mutex);
+		vq->acked_features = features;
+		mutex_unlock(&vq->mutex);
+	}
+out_unlock:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_reset_owner(struct vhost_blk *blk)
+{
+	struct vhost_iotlb *umem;
+	long ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out_unlock;
+	umem = vhost_dev_reset_owner_prepare();
+	if (!umem) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	/* The rings are being torn down: drop what they had in flight. */
+	vhost_blk_detach_all(blk, false);
+	vhost_dev_stop(&blk->dev);
+	vhost_dev_reset_owner(&blk->dev, umem);
+	vhost_blk_reset_stats(blk);
+out_unlock:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
+			    unsigned long arg)
+{
+	struct vhost_blk *blk = f->private_data;
+	void __user *argp = (void __user *)arg;
+	u64 __user *featurep = argp;
+	u64 features;
+	long ret;
+
+	switch (ioctl) {
+	case VHOST_GET_FEATURES:
+		features = VHOST_BLK_FEATURES;
+		if (copy_to_user(featurep, &features, sizeof(features)))
+			return -EFAULT;
+		return 0;
+	case VHOST_SET_FEATURES:
+		if (copy_from_user(&features, featurep, sizeof(features)))
+			return -EFAULT;
+		return vhost_blk_set_features(blk, features);
+	case VHOST_RESET_OWNER:
+		return vhost_blk_reset_owner(blk);
+	case VHOST_BLK_SET_BACKEND:
+		return vhost_blk_set_backend(blk, argp);
+	case VHOST_BLK_SET_SERIAL:
+		return vhost_blk_set_serial(blk, argp);
+	case VHOST_BLK_GET_VRING_STATS:
+		return vhost_blk_get_vring_stats(blk, argp);
+	case VHOST_NEW_WORKER:
+	case VHOST_FREE_WORKER:
+	case VHOST_ATTACH_VRING_WORKER:
+	case VHOST_GET_VRING_WORKER:
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_worker_ioctl(&blk->dev, ioctl, argp);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
+	default:
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);
+		if (ret == -ENOIOCTLCMD)
+			ret = vhost_vring_ioctl(&blk->dev, ioctl, argp);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
+	}
+}
+
+static int vhost_blk_open(struct inode *inode, struct file *f)
+{
+	unsigned int nvqs = READ_ONCE(max_queues), i;
+	struct vhost_blk *blk;
+	int ret = -ENOMEM;
+
+	if (nvqs < 1 || nvqs > VHOST_BLK_QUEUES_LIMIT) {
+		pr_warn_once("vhost-blk: max_queues=%u out of range, using %u\n",
+			     nvqs, clamp(nvqs, 1U, VHOST_BLK_QUEUES_LIMIT));
+		nvqs = clamp(nvqs, 1U, VHOST_BLK_QUEUES_LIMIT);
+	}
+
+	/* Large (a vhost_virtqueue is ~20 KiB): fall back to vmalloc. */
+	blk = kvzalloc(sizeof(*blk), GFP_KERNEL_ACCOUNT);
+	if (!blk)
+		return -ENOMEM;
+	blk->vqs = kvcalloc(nvqs, sizeof(*blk->vqs), GFP_KERNEL_ACCOUNT);
+	if (!blk->vqs)
+		goto err_blk;
+	blk->vq_ptrs = kcalloc(nvqs, sizeof(*blk->vq_ptrs), GFP_KERNEL_ACCOUNT);
+	if (!blk->vq_ptrs)
+		goto err_vqs;
+
+	blk->nvqs = nvqs;
+	spin_lock_init(&blk->serial_lock);
+	for (i = 0; i < nvqs; i++) {
+		struct vhost_blk_vq *bvq = &blk->vqs[i];
+
+		bvq->blk = blk;
+		bvq->vq.handle_kick = vhost_blk_handle_kick;
+		vhost_work_init(&bvq->done_work, vhost_blk_done_work);
+		init_llist_head(&bvq->done);
+		atomic_set(&bvq->ending, 0);
+		init_waitqueue_head(&bvq->idle);
+		blk->vq_ptrs[i] = &bvq->vq;
+	}
+	vhost_dev_init(&blk->dev, blk->vq_ptrs, nvqs, UIO_MAXIOV,
+		       VHOST_BLK_WEIGHT, VHOST_BLK_BYTE_WEIGHT, true, NULL);
+	f->private_data = blk;
+	return 0;
+
+err_vqs:
+	kvfree(blk->vqs);
+err_blk:
+	kvfree(blk);
+	return ret;
+}
+
+static int vhost_blk_release(struct inode *inode, struct file *f)
+{
+	struct vhost_blk *blk = f->private_data;
+	unsigned int i;
+
+	/*
+	 * The owner may be exiting and its memory gone: in-flight requests
+	 * are waited for and freed, not reported.
+	 */
+	mutex_lock(&blk->dev.mutex);
+	vhost_blk_detach_all(blk, false);
+	mutex_unlock(&blk->dev.mutex);
+	vhost_dev_stop(&blk->dev);
+	vhost_dev_cleanup(&blk->dev);
+	/* end_io may still be in its RCU section after waking a detach. */
+	synchronize_rcu();
+
+	for (i = 0; i < blk->nvqs; i++)
+		kvfree(blk->vqs[i].reqs);
+	kfree(blk->vq_ptrs);
+	kvfree(blk->vqs);
+	kvfree(blk);
+	return 0;
+}
+
+static const struct file_operations vhost_blk_fops = {
+	.owner		= THIS_MODULE,
+	.release	= vhost_blk_release,
+	.unlocked_ioctl	= vhost_blk_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.open		= vhost_blk_open,
+	.llseek		= noop_llseek,
+};
+
+static struct miscdevice vhost_blk_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "vhost-blk",
+	.fops	= &vhost_blk_fops,
+};
+module_misc_device(vhost_blk_misc);
+
+MODULE_VERSION("0.1");
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("The vhost-blk authors");
+MODULE_DESCRIPTION("Host kernel accelerator for virtio-blk");
