@@ -41,6 +41,16 @@ checkpatch: setup
 	perl $(BUILD)/ksrc/scripts/checkpatch.pl --no-tree --strict -f \
 		$(filter-out %.mod.c,$(wildcard kernel/*.c)) kernel/*.h include/uapi/linux/vhost_blk.h
 
+# Installs the module for $(KVER), the udev rule and the userspace tools.
+DESTDIR ?=
+PREFIX  ?= /usr/local
+install: all
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel INSTALL_MOD_PATH=$(DESTDIR) \
+		INSTALL_MOD_DIR=extra modules_install
+	install -D -m 0644 udev/60-vhost-blk.rules \
+		$(DESTDIR)/etc/udev/rules.d/60-vhost-blk.rules
+	DESTDIR=$(DESTDIR) cmake --install $(CMAKE_BUILD) --prefix $(PREFIX)
+
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel clean
 	rm -rf $(BUILD)
