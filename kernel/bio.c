@@ -154,6 +154,15 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 				REQ_OP_READ;
 	struct bio *bio;
 
+	/*
+	 * Without VIRTIO_BLK_F_FLUSH the guest sees a write-through disk and
+	 * never flushes: a completed write must already be stable.  REQ_FUA
+	 * does that in one command where the device supports it, and the
+	 * block layer adds the flush where it does not.
+	 */
+	if (write && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
+		opf |= REQ_FUA;
+
 	vhost_blk_begin(req);
 
 	if (unlikely(!bdev_iter_is_aligned(bdev, iter))) {
