@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+// A userspace virtio-blk driver on /dev/vhost-blk: the "VMM + guest" in one
+// process.  Sets the device up, owns the rings and guest memory and offers
+// synchronous and asynchronous request helpers.
+#pragma once
+
+#include "vblk/guest_memory.hpp"
+#include "vblk/request.hpp"
+#include "vblk/vhost_device.hpp"
+#include "vblk/virtqueue.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace vblk {
+
+// Feature bits (bit numbers).
+inline constexpr unsigned f_notify_on_empty = 24;
+inline constexpr unsigned f_any_layout = 27;
+inline constexpr unsigned f_indirect_desc = 28;
+inline constexpr unsigned f_event_idx = 29;
+inline constexpr unsigned f_version_1 = 32;
+inline constexpr unsigned f_log_all = 26;
+
+constexpr uint64_t bit(unsigned n) { return uint64_t{ 1 } << n; }
+
+// Everything the module offers except dirty logging (needs a log area) and
+// RO (a property of the disk, asked for explicitly).
+inline constexpr uint64_t default_features =
+	bit(f_version_1) | bit(f_any_layout) | bit(f_indirect_desc) | bit(f_event_idx) |
+	bit(f_notify_on_empty) | bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE) |
+	bit(VIRTIO_BLK_F_FLUSH) | bit(VIRTIO_BLK_F_MQ) | bit(VIRTIO_BLK_F_DISCARD) |
+	bit(VIRTIO_BLK_F_WRITE_ZEROES) | bit(VIRTIO_BLK_F_SECURE_ERASE) |
+	bit(VIRTIO_BLK_F_TOPOLOGY);
+
+class TimeoutError : public std::runtime_error {
+public:
+	using std::runtime_error::runtime_error;
+};
+
+// The ring has no room for the request right now.
+class QueueFull : public std::runtime_error {
+public:
+	using std::runtime_error::runtime_error;
+};
+
+struct BlkDriverOptions {
+	std::string device_path = VhostBlkDevice::default_path;
+	unsigned num_queues = 1;
+	uint16_t queue_size = 128;
+	size_t memory_size = size_t{ 64 } << 20;
+	// Requested features; the driver acks requested & offered.
+	uint64_t features = default_features;
+	// Fail if a requested feature is not offered.
+	bool require_all_features = false;
+	std::chrono::milliseconds timeout{ 10000 };
+};
+
+struct Completion {
+	uint64_t token;
+	unsigned queue;
+	uint16_t head;
+	uint32_t used_len;
+	uint8_t status;		  // status_unwritten if the device left it
+	std::vector<uint8_t> data; // device-writable payload (IN, GET_ID)
+};
+
+class BlkDriver {
+public:
+	explicit BlkDriver(const BlkDriverOptions &opts = {});
+	BlkDriver(const BlkDriver &) = delete;
+	BlkDriver &operator=(const BlkDriver &) = delete;
+	~BlkDriver();
+
+	VhostBlkDevice &device() noexcept { return *dev_; }
+	GuestMemory &memory() noexcept { return mem_; }
+	SplitVirtqueue &queue(unsigned q) { return *queues_.at(q).vq; }
+	unsigned num_queues() const noexcept { return static_cast<unsigned>(queues_.size()); }
+	uint64_t offered_features() const noexcept { return offered_; }
+	uint64_t features() const noexcept { return features_; }
+	bool has_feature(unsigned b) const noexcept { return features_ & bit(b); }
+	std::chrono::milliseconds timeout() const noexcept { return opts_.timeout; }
+
+	// Backend.  The driver does not own backend fds; keep them open.
+	void attach(int backend_fd);
+	void attach_ring(unsigned q, int backend_fd);
+	void detach();
+	void detach_ring(unsigned q);
+	// Attaches ring q again with the fd it last had.
+	void reattach_ring(unsigned q);
+	unsigned get_vring_base(unsigned q) { return dev_->get_vring_base(q); }
+	void set_serial(std::string_view s) { dev_->set_serial(s); }
+	vhost_blk_vring_stats stats(unsigned q) { return dev_->get_vring_stats(q); }
+
+	// Tears the device down with VHOST_RESET_OWNER and sets it up again
+	// (fresh rings, same memory and features).  Backends are dropped.
+	void reset();
+
+	// ---- asynchronous ----
+	bool can_submit(unsigned q, const RequestSpec &spec) const;
+	// Returns a token; throws QueueFull when the ring has no room.
+	uint64_t submit(unsigned q, const RequestSpec &spec, bool kick = true);
+	// A raw chain built by the caller (malformed-request tests); the
+	// completion carries only used_len.
+	uint64_t submit_segments(unsigned q, std::span<const Segment> segs, bool indirect = false,
+				 bool kick = true);
+	void kick(unsigned q) { queue(q).kick(); }
+	// Collects completions: waits up to `timeout` until at least
+	// `min_count` are there, then returns all that are.
+	std::vector<Completion> poll(unsigned q, size_t min_count = 1,
+				     std::optional<std::chrono::milliseconds> timeout = {});
+	// Waits for one token.  Throws TimeoutError.
+	Completion wait(unsigned q, uint64_t token);
+	size_t pending(unsigned q) const { return queues_.at(q).pending.size(); }
+
+	// ---- synchronous; return the status byte ----
+	Completion execute(unsigned q, const RequestSpec &spec);
+	uint8_t read(unsigned q, uint64_t sector, std::span<uint8_t> out, const IoOptions &io = {});
+	uint8_t write(unsigned q, uint64_t sector, std::span<const uint8_t> in,
+		      const IoOptions &io = {});
+	uint8_t flush(unsigned q);
+	// `id` receives the 20 bytes the device wrote.
+	uint8_t get_id(unsigned q, std::array<char, VIRTIO_BLK_ID_BYTES> &id);
+	uint8_t discard(unsigned q, std::span<const Range> ranges, const IoOptions &io = {});
+	uint8_t write_zeroes(unsigned q, std::span<const Range> ranges, const IoOptions &io = {});
+	uint8_t secure_erase(unsigned q, std::span<const Range> ranges, const IoOptions &io = {});
+
+	static RequestSpec read_spec(uint64_t sector, uint32_t len, const IoOptions &io = {});
+	static RequestSpec write_spec(uint64_t sector, std::span<const uint8_t> data,
+				      const IoOptions &io = {});
+	static RequestSpec range_spec(uint32_t type, std::span<const Range> ranges,
+				      const IoOptions &io = {});
+
+private:
+	struct Pending {
+		std::optional<PreparedRequest> req; // empty for raw chains
+	};
+	struct Queue {
+		std::unique_ptr<SplitVirtqueue> vq;
+		std::unordered_map<uint64_t, Pending> pending;
+		std::deque<Completion> ready;
+		int backend_fd = -1;
+	};
+
+	void setup();
+	void setup_queue(unsigned q);
+	void reap(unsigned q);
+	uint64_t enqueue(unsigned q, std::span<const Segment> segs, bool indirect, Pending p,
+			 bool kick);
+
+	BlkDriverOptions opts_;
+	// Declaration order is teardown order reversed: the device fd closes
+	// (waiting for in-flight bios) before rings and memory go away.
+	GuestMemory mem_;
+	std::vector<Queue> queues_;
+	std::unique_ptr<VhostBlkDevice> dev_;
+	uint64_t offered_ = 0;
+	uint64_t features_ = 0;
+	uint64_t next_token_ = 1;
+};
+
+} // namespace vblk
