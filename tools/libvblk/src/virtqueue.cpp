@@ -174,6 +174,11 @@ bool SplitVirtqueue::kick()
 uint16_t SplitVirtqueue::load_used_idx() const noexcept { return load_acquire(used_idx_); }
 uint16_t SplitVirtqueue::used_idx() const noexcept { return load_used_idx(); }
 uint16_t SplitVirtqueue::avail_event() const noexcept { return load_acquire(avail_event_); }
+uint16_t SplitVirtqueue::avail_entry(uint16_t idx) const noexcept
+{
+	return le16_to_cpu(avail_ring_[idx & (layout_.num - 1)]);
+}
+
 uint16_t SplitVirtqueue::used_event() const noexcept { return le16_to_cpu(*used_event_); }
 uint16_t SplitVirtqueue::used_flags() const noexcept { return load_acquire(used_flags_); }
 

@@ -121,6 +121,8 @@ public:
 	// ---- Raw access for tests that write malformed rings ----
 	VringDesc *desc_table() noexcept { return desc_; }
 	uint16_t avail_idx() const noexcept { return avail_shadow_; }
+	// The head in avail ring slot `idx` (taken modulo the ring size).
+	uint16_t avail_entry(uint16_t idx) const noexcept;
 	uint16_t used_idx() const noexcept; // the device's used->idx
 	uint16_t last_used_idx() const noexcept { return last_used_; }
 	uint16_t avail_event() const noexcept;
