@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+// Guest memory, its allocator, the RAII wrappers and errors.
+#include <vblk/error.hpp>
+#include <vblk/fd.hpp>
+#include <vblk/guest_memory.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <fcntl.h>
+
+using namespace vblk;
+
+TEST(RangeAllocator, HonoursAlignment)
+{
+	RangeAllocator a(1 << 20);
+	EXPECT_EQ(a.allocate(10, 1), 0u);
+	EXPECT_EQ(a.allocate(100, 4096), 4096u);
+	EXPECT_EQ(a.allocate(1, 16), 16u); // fits into the gap before 4096
+}
+
+TEST(RangeAllocator, CoalescesFreedNeighbours)
+{
+	RangeAllocator a(3 * 4096);
+	size_t x = a.allocate(4096, 4096), y = a.allocate(4096, 4096), z = a.allocate(4096, 4096);
+	EXPECT_EQ(a.allocate(1, 1), SIZE_MAX);
+	a.free(x, 4096);
+	a.free(z, 4096);
+	a.free(y, 4096);
+	EXPECT_EQ(a.free_bytes(), 3u * 4096);
+	EXPECT_EQ(a.allocate(3 * 4096, 4096), 0u);
+}
+
+TEST(GuestMemory, BuffersAreZeroedInsideAndReturnedOnDestruction)
+{
+	GuestMemory mem(64 * 1024);
+	{
+		auto b = mem.allocate(60 * 1024, 4096);
+		EXPECT_TRUE(mem.contains(b.gpa(), b.size()));
+		EXPECT_EQ(b.gpa() % 4096, 0u);
+		b.data()[0] = 0x5a;
+		EXPECT_THROW(mem.allocate(8 * 1024), std::bad_alloc);
+	}
+	auto again = mem.allocate(60 * 1024, 4096);
+	EXPECT_EQ(again.data()[0], 0);
+}
+
+TEST(GuestMemory, RegionMapsGuestAddressToItself)
+{
+	GuestMemory mem(1 << 20);
+	auto r = mem.region();
+	EXPECT_EQ(r.guest_phys_addr, r.userspace_addr);
+	EXPECT_EQ(r.size, mem.size());
+	EXPECT_FALSE(mem.contains(mem.base() + mem.size() - 1, 2));
+	EXPECT_GE(mem.fd(), 0);
+}
+
+TEST(Errors, SysErrorCarriesErrnoAndContext)
+{
+	SysError e(EINVAL, "VHOST_SET_MEM_TABLE");
+	EXPECT_EQ(e.code(), EINVAL);
+	EXPECT_STREQ(e.what(), "VHOST_SET_MEM_TABLE: Invalid argument");
+}
+
+TEST(Fd, OpenFailureThrowsWithPath)
+{
+	try {
+		UniqueFd::open("/nonexistent/vblk", O_RDONLY);
+		FAIL();
+	} catch (const SysError &e) {
+		EXPECT_EQ(e.code(), ENOENT);
+		EXPECT_EQ(e.context(), "open /nonexistent/vblk");
+	}
+}
+
+TEST(Fd, EventFdCountsAndTimesOut)
+{
+	EventFd e;
+	EXPECT_EQ(e.wait(std::chrono::milliseconds(1)), 0u);
+	e.signal();
+	e.signal(2);
+	EXPECT_EQ(e.wait(std::chrono::milliseconds(1)), 3u);
+	EXPECT_EQ(e.consume(), 0u);
+}
