@@ -9,3 +9,4 @@
 #include "vblk/request.hpp"
 #include "vblk/vhost_device.hpp"
 #include "vblk/virtqueue.hpp"
+#include "vblk/workload.hpp"

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+// I/O workloads over a BlkDriver: random reads/writes at a queue depth on
+// every ring, and a write/read-back/verify pass.  Used by vblk-io and the
+// benchmark.
+#pragma once
+
+#include "vblk/blk_driver.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace vblk {
+
+enum class Workload { randread, randwrite, verify };
+
+std::string_view to_string(Workload w) noexcept;
+// Throws std::invalid_argument for an unknown name.
+Workload parse_workload(std::string_view name);
+
+// Deterministic data: each 8-byte word depends on its sector, its offset in
+// the sector and the seed, so misplaced or stale sectors are detected.
+void fill_pattern(std::span<uint8_t> buf, uint64_t first_sector, uint64_t seed);
+
+struct WorkloadOptions {
+	Workload kind = Workload::randread;
+	unsigned depth = 32;	       // per queue
+	uint32_t block_size = 4096;    // bytes per request
+	uint64_t ops = 0;	       // total requests (0: use duration)
+	std::chrono::seconds duration{ 0 };
+	uint64_t region_bytes = 0;     // 0: the whole backend
+	uint64_t seed = 1;
+	IoOptions io{};
+};
+
+struct WorkloadResult {
+	uint64_t ops = 0;
+	uint64_t bytes = 0;
+	double seconds = 0;
+	uint64_t errors = 0;	       // completions with a status other than OK
+	uint64_t verified_bytes = 0;   // compared equal (through the module and on disk)
+	uint64_t mismatches = 0;       // blocks that differed
+	std::string first_error;       // description of the first error or mismatch
+
+	double iops() const { return seconds > 0 ? ops / seconds : 0; }
+	double mib_per_s() const { return seconds > 0 ? bytes / seconds / (1 << 20) : 0; }
+	bool ok() const { return errors == 0 && mismatches == 0; }
+};
+
+// Runs `opts` on every queue of `drv`, which must be attached to the disk
+// behind `backend_path`.  `verify` also reads the region back from the disk
+// with O_DIRECT.
+WorkloadResult run_workload(BlkDriver &drv, const std::string &backend_path,
+			    uint64_t backend_bytes, const WorkloadOptions &opts);
+
+} // namespace vblk
