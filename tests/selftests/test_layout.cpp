@@ -48,16 +48,23 @@ TEST_VARIANTS(layout_round_trips, IoOptions, io,
 	round_trip(*d, b, 10000, 64 * 1024, io);
 }
 
-TEST_VARIANTS(unaligned_guest_buffer_round_trips_via_bounce, uint32_t, misalign,
+TEST_VARIANTS(unaligned_guest_buffer_round_trips, uint32_t, misalign,
 	      ({ { "offset_1", 1 }, { "offset_3", 3 }, { "offset_511", 511 }, { "offset_2048", 2048 } }))
 {
+	// Buffers that break the disk's DMA alignment go through the bounce
+	// buffer; those that keep it (2048 on a 512-aligned queue) stay
+	// zero-copy.  Either way the data is right.
 	auto b = Backend::open(env_nullb);
 	auto d = attached_driver(b);
+	auto dma_mask = b.queue_attr("dma_alignment");
+	if (!dma_mask)
+		SKIP("no queue/dma_alignment in sysfs");
 	auto before = d->stats(0).bounced;
 	round_trip(*d, b, 20000, 24 * 1024, { .misalign = misalign });
-	auto after = d->stats(0).bounced;
-	ktap::diag("bounced " + std::to_string(after - before));
-	ASSERT_GT(after, before);
+	auto bounced = d->stats(0).bounced - before;
+	ktap::diag("dma_alignment " + std::to_string(*dma_mask) + ", bounced " +
+		   std::to_string(bounced));
+	ASSERT_EQ(bounced, (misalign & *dma_mask) ? 2u : 0u); // the write and the read
 }
 
 TEST(header_and_data_in_one_descriptor_is_bounced_and_correct)
@@ -128,7 +135,7 @@ TEST_TIMEOUT(all_queues_busy_random_writes_then_verify, 180)
 	constexpr unsigned queues = 4, depth = 64, per_queue = 512;
 	constexpr uint32_t bs = 4096;
 	auto b = Backend::open(env_nullb);
-	auto d = attached_driver(b, queues, 128);
+	auto d = attached_driver(b, queues, 256); // 64 requests x 3 descriptors
 	std::mt19937_64 rng(ktap::seed());
 	const uint64_t slots = 16384; // 64 MiB region, 4 KiB slots
 	// Each slot is written by at most one request: writes in flight on
