@@ -188,3 +188,36 @@ TEST_TIMEOUT(all_queues_busy_random_writes_then_verify, 180)
 		ASSERT_BYTES_EQ(b.read_direct(sector * 512, bs), want);
 	}
 }
+
+struct QueueParam {
+	unsigned queues;
+	bool indirect;
+};
+
+TEST_VARIANTS(every_queue_serves_io, QueueParam, p,
+	      ({ { "1q", { 1, false } },
+		 { "2q", { 2, false } },
+		 { "4q", { 4, false } },
+		 { "1q_indirect", { 1, true } },
+		 { "2q_indirect", { 2, true } },
+		 { "4q_indirect", { 4, true } } }))
+{
+	// Data written on one queue is read back on every other one.
+	auto b = Backend::open(env_nullb);
+	auto d = attached_driver(b, p.queues);
+	if (p.indirect && !d->has_feature(vblk::f_indirect_desc))
+		SKIP("VIRTIO_RING_F_INDIRECT_DESC not offered");
+	IoOptions io{ .indirect = p.indirect };
+	for (unsigned q = 0; q < p.queues; q++) {
+		uint64_t sector = 300000 + q * 128;
+		auto data = pattern(32 * 1024, sector, ktap::seed() + q);
+		ASSERT_EQ(d->write(q, sector, data, io), VIRTIO_BLK_S_OK);
+		for (unsigned r = 0; r < p.queues; r++) {
+			std::vector<uint8_t> back(data.size());
+			ASSERT_EQ(d->read(r, sector, back, io), VIRTIO_BLK_S_OK);
+			ASSERT_BYTES_EQ(back, data);
+		}
+		ASSERT_BYTES_EQ(b.read_direct(sector * 512, data.size()), data);
+		ASSERT_EQ(d->stats(q).requests[VHOST_BLK_STAT_OUT], 1u);
+	}
+}

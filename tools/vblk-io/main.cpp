@@ -67,6 +67,8 @@ struct Report {
 			{ "mib_per_s", res.mib_per_s() },
 			{ "errors", res.errors },
 			{ "verified_bytes", res.verified_bytes },
+			{ "verified_module_bytes", res.verified_module_bytes },
+			{ "verified_disk_bytes", res.verified_disk_bytes },
 			{ "mismatches", res.mismatches },
 			{ "first_error", res.first_error },
 			{ "ok", res.ok() },
@@ -83,7 +85,10 @@ struct Report {
 		std::printf("%-16s %.0f\n", "IOPS", res.iops());
 		std::printf("%-16s %.2f\n", "MiB/s", res.mib_per_s());
 		std::printf("%-16s %llu\n", "errors", (unsigned long long)res.errors);
-		std::printf("%-16s %llu\n", "verified bytes", (unsigned long long)res.verified_bytes);
+		std::printf("%-16s %llu (through vhost-blk %llu, on disk %llu)\n", "verified bytes",
+			    (unsigned long long)res.verified_bytes,
+			    (unsigned long long)res.verified_module_bytes,
+			    (unsigned long long)res.verified_disk_bytes);
 		std::printf("%-16s %llu\n", "mismatches", (unsigned long long)res.mismatches);
 		if (!res.first_error.empty())
 			std::printf("%-16s %s\n", "first error", res.first_error.c_str());

@@ -138,8 +138,10 @@ void BlkDriver::reap(unsigned q)
 		if (it->second.req) {
 			const PreparedRequest &r = *it->second.req;
 			c.status = r.status();
-			auto d = r.data();
-			c.data.assign(d.begin(), d.end());
+			if (r.data_writable) {
+				auto d = r.data();
+				c.data.assign(d.begin(), d.end());
+			}
 		}
 		Q.pending.erase(it);
 		Q.ready.push_back(std::move(c));

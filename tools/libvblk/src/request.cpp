@@ -78,7 +78,7 @@ PreparedRequest prepare_request(GuestMemory &mem, const RequestSpec &spec)
 	size_t data_off = glued_out ? header_size : page + io.misalign;
 	size_t status_off = data_off + data_len;
 	PreparedRequest r{ mem.allocate(status_off + 1, page), {}, data_off, data_len, status_off,
-			   io.indirect };
+			   io.indirect, writes };
 	uint8_t *base = r.buffer.data();
 	uint64_t gpa = r.buffer.gpa();
 

@@ -173,14 +173,16 @@ WorkloadResult run_random(BlkDriver &drv, const Region &reg, const WorkloadOptio
 }
 
 void compare_block(WorkloadResult &res, std::span<const uint8_t> got, uint64_t sector,
-		   const WorkloadOptions &o, const char *where)
+		   const WorkloadOptions &o, bool on_disk)
 {
-	std::vector<uint8_t> want(got.size());
+	std::vector<uint8_t> want(o.block_size);
 	fill_pattern(want, sector, o.seed);
-	if (std::equal(got.begin(), got.end(), want.begin())) {
+	if (got.size() == want.size() && std::equal(got.begin(), got.end(), want.begin())) {
 		res.verified_bytes += got.size();
+		(on_disk ? res.verified_disk_bytes : res.verified_module_bytes) += got.size();
 		return;
 	}
+	const char *where = on_disk ? "on disk" : "through vhost-blk";
 	res.mismatches++;
 	note_error(res, std::string("mismatch ") + where + " at sector " + std::to_string(sector));
 }
@@ -209,7 +211,7 @@ void verify_on_disk(WorkloadResult &res, const std::string &path, const Region &
 			throw SysError(got < 0 ? errno : EIO, "pread O_DIRECT " + path);
 		for (size_t i = 0; i < n; i++)
 			compare_block(res, { buf.get() + i * o.block_size, o.block_size },
-				      sector + i * reg.block_sectors, o, "on disk");
+				      sector + i * reg.block_sectors, o, true);
 	}
 }
 
@@ -250,7 +252,7 @@ WorkloadResult run_verify(BlkDriver &drv, const std::string &backend_path, const
 				}
 				res.bytes += o.block_size;
 				if (!write)
-					compare_block(res, c.data, sector, o, "through vhost-blk");
+					compare_block(res, c.data, sector, o, false);
 			});
 	}
 	res.seconds = std::chrono::duration<double>(clock::now() - start).count();

@@ -70,7 +70,7 @@ struct Completion {
 	uint16_t head;
 	uint32_t used_len;
 	uint8_t status;		  // status_unwritten if the device left it
-	std::vector<uint8_t> data; // device-writable payload (IN, GET_ID)
+	std::vector<uint8_t> data; // device-writable payload (IN, GET_ID), else empty
 };
 
 class BlkDriver {

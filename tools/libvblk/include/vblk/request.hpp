@@ -74,6 +74,7 @@ struct PreparedRequest {
 	size_t data_len;      // out.size() or in_len
 	size_t status_offset; // in buffer
 	bool indirect;
+	bool data_writable;   // the device writes the data (IN, GET_ID)
 
 	uint8_t status() const noexcept { return buffer.data()[status_offset]; }
 	std::span<const uint8_t> data() const noexcept

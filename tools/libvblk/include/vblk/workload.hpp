@@ -40,7 +40,9 @@ struct WorkloadResult {
 	uint64_t bytes = 0;
 	double seconds = 0;
 	uint64_t errors = 0;	       // completions with a status other than OK
-	uint64_t verified_bytes = 0;   // compared equal (through the module and on disk)
+	uint64_t verified_bytes = 0;   // compared equal, both paths together:
+	uint64_t verified_module_bytes = 0; // read back through vhost-blk
+	uint64_t verified_disk_bytes = 0;   // read from the disk with O_DIRECT
 	uint64_t mismatches = 0;       // blocks that differed
 	std::string first_error;       // description of the first error or mismatch
 
