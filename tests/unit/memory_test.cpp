@@ -3,6 +3,7 @@
 #include <vblk/error.hpp>
 #include <vblk/fd.hpp>
 #include <vblk/guest_memory.hpp>
+#include <vblk/vhost_device.hpp>
 
 #include <gtest/gtest.h>
 
@@ -81,4 +82,22 @@ TEST(Fd, EventFdCountsAndTimesOut)
 	e.signal(2);
 	EXPECT_EQ(e.wait(std::chrono::milliseconds(1)), 3u);
 	EXPECT_EQ(e.consume(), 0u);
+}
+
+TEST(VhostDevice, WorkerIoctlNumbersMatchLinux612Uapi)
+{
+	// _IOR(VHOST_VIRTIO, 0x8, struct vhost_worker_state) and friends,
+	// as in Linux 6.12 include/uapi/linux/vhost.h.
+	EXPECT_EQ(VhostBlkDevice::new_worker_request(), 0x8004af08ul);
+	EXPECT_EQ(VhostBlkDevice::free_worker_request(), 0x4004af09ul);
+	EXPECT_EQ(VhostBlkDevice::attach_vring_worker_request(), 0x4008af15ul);
+	EXPECT_EQ(VhostBlkDevice::get_vring_worker_request(), 0xc008af16ul);
+}
+
+TEST(VhostDevice, BlkIoctlNumbersMatchTheUapiHeader)
+{
+	EXPECT_EQ(VHOST_BLK_SET_BACKEND, 0x4008afFFul);
+	EXPECT_EQ(VHOST_BLK_SET_SERIAL, 0x4014afFEul);
+	EXPECT_EQ(sizeof(vhost_blk_vring_stats), 16u + 8 * 8 * 2 + 8 * 6 + 8 * 8);
+	EXPECT_EQ(VHOST_BLK_BACKEND_VRING(3), 0x80000003u);
 }
