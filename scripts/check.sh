@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Everything CI runs (make check): unit tests, then the in-VM suites.
+# The last line is "N passed, N failed"; the exit status is 0 only if
+# nothing failed.  A VM-level failure (dmesg warnings, rmmod failure, crash,
+# timeout) counts as one failed test of its own.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+eval "$(sed -n 's/^\([A-Z_]*\) ?= \(.*\)$/\1="\2"/p' "$top/scripts/kernel-version.mk")"
+build=$top/build
+while (($#)); do
+	case "$1" in
+	--build) build=$2; shift 2 ;;
+	--kver) KVER=$2; shift 2 ;;
+	*) echo "check.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+
+passed=0 failed=0 skipped=0
+failures=()
+
+# 1. GoogleTest unit tests (ctest).
+out=$(cd "$build/cmake" && ctest --output-on-failure 2>&1)
+echo "$out"
+summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' <<<"$out" | tail -1)
+if [ -n "$summary" ]; then
+	nfail=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$summary")
+	ntotal=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+	passed=$((passed + ntotal - nfail))
+	failed=$((failed + nfail))
+	((nfail)) && failures+=("unit: $nfail ctest test(s)")
+else
+	failed=$((failed + 1))
+	failures+=("unit: ctest did not run")
+fi
+
+# 2. In-VM suites: KTAP streams, judged per test line plus the VM verdict.
+vm_suite() {
+	local name=$1 log rc okn notok skip
+	shift
+	log=$(mktemp)
+	echo "=== vm suite: $name"
+	bash "$top/tests/vm/run.sh" --build "$build" --kver "$KVER" "$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	okn=$(grep -cE '^ok [0-9]+' "$log")
+	skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log")
+	notok=$(grep -cE '^not ok [0-9]+' "$log")
+	passed=$((passed + okn - skip))
+	skipped=$((skipped + skip))
+	failed=$((failed + notok))
+	((notok)) && failures+=("$name: $notok test(s): $(grep -E '^not ok' "$log" | cut -d' ' -f4 | tr '\n' ' ')")
+	if ((rc != 0)); then
+		# The suite's own failures are counted above; anything else
+		# (dmesg, rmmod, crash, timeout) is a failure of its own.
+		if grep -q 'run.sh: FAIL:' "$log" &&
+		   grep 'run.sh: FAIL:' "$log" | grep -qv "exited with status"; then
+			failed=$((failed + 1))
+			failures+=("$name: $(grep 'run.sh: FAIL:' "$log" | grep -v 'exited with status' | head -1)")
+		elif ((notok == 0)); then
+			failed=$((failed + 1))
+			failures+=("$name: failed without a failing test line")
+		fi
+	fi
+	rm -f "$log"
+}
+vm_suite selftests selftests
+
+echo
+((skipped)) && echo "$skipped skipped"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+((failed == 0))

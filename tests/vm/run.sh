@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Boots the target kernel under QEMU (TCG), loads vhost + vhost_blk, creates
+# the test backends and runs one suite inside a chroot of the host root
+# (shared read-only over 9p).  Results come back through a second, writable
+# 9p share: the suite's output, its exit status, dmesg, and whether
+# `rmmod vhost_blk` worked.  The host then judges the run.
+#
+#   tests/vm/run.sh [--build DIR] [--kver KVER] [--kernel-dir DIR]
+#                   [--timeout SECS] SUITE [ARGS...]
+#
+# Suites:
+#   selftests [ARGS]  tests/selftests/vhost_blk_test (KTAP); ARGS go to it
+#   demo              the main job: vblk-io verify + random I/O on null_blk
+#   shell CMD...      any command (in the chroot, backends set up)
+#   script PATH [ARGS]  a suite script from the repository, run in the chroot
+#
+# Exit status: 0 only if the suite passed, the VM's dmesg has no WARNING/
+# BUG/Oops/hung-task/KASAN/lockdep line and vhost_blk unloaded.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+eval "$(sed -n 's/^\([A-Z_]*\) ?= \(.*\)$/\1="\2"/p' "$top/scripts/kernel-version.mk")"
+build=$top/build
+kdir=
+timeout=1500
+mem=2G
+
+while (($#)); do
+	case "$1" in
+	--build) build=$2; shift 2 ;;
+	--kver) KVER=$2; shift 2 ;;
+	--kernel-dir) kdir=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	-*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
+(($#)) || { echo "usage: run.sh [options] SUITE [ARGS...]" >&2; exit 2; }
+suite=$1; shift
+
+kdir=${kdir:-$build/kernel/$KVER}
+vmlinuz=$kdir/vmlinuz
+moddir=$kdir/modules
+module=${VHOST_BLK_KO:-$top/kernel/vhost_blk.ko}
+[ -f "$vmlinuz" ] || { echo "run.sh: no kernel at $vmlinuz (run make setup)" >&2; exit 2; }
+[ -d "$moddir" ] || { echo "run.sh: no modules at $moddir" >&2; exit 2; }
+[ -f "$module" ] || { echo "run.sh: $module not built (run make module)" >&2; exit 2; }
+
+# The modules the VM needs before the chroot, dependencies first.
+want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod)
+
+declare -A modpath=() loaded=()
+while IFS= read -r f; do
+	n=$(basename "$f"); n=${n%.xz}; n=${n%.ko}; n=${n//-/_}
+	modpath[$n]=$f
+done < <(find "$moddir" -name '*.ko' -o -name '*.ko.xz')
+
+order=()
+add_mod() {
+	local n=${1//-/_} d
+	[ -n "${loaded[$n]:-}" ] && return
+	loaded[$n]=1
+	[ -n "${modpath[$n]:-}" ] || return 0	# built in
+	for d in $(modinfo -F depends "${modpath[$n]}" | tr ',' ' '); do
+		add_mod "$d"
+	done
+	order+=("$n")
+}
+for m in "${want[@]}"; do add_mod "$m"; done
+
+# Initramfs: busybox, the modules, the init script; cached by content.
+work=$build/vm
+mkdir -p "$work"
+key=$( (cat "$0" "$top/tests/vm/init"; echo "$kdir"; for n in "${order[@]}"; do echo "${modpath[$n]}"; done) | sha1sum | cut -c1-12)
+initrd=$work/initrd-$key.gz
+if [ ! -f "$initrd" ]; then
+	ir=$(mktemp -d "$work/ir.XXXXXX")
+	mkdir -p "$ir"/{bin,mods,proc,sys,dev,mnt}
+	cp /bin/busybox "$ir/bin/busybox"
+	for n in "${order[@]}"; do
+		case "${modpath[$n]}" in
+		*.xz) xz -dc "${modpath[$n]}" > "$ir/mods/$n.ko" ;;
+		*) cp "${modpath[$n]}" "$ir/mods/$n.ko" ;;
+		esac
+		echo "$n" >> "$ir/mods/order"
+	done
+	cp "$top/tests/vm/init" "$ir/init"
+	chmod +x "$ir/init"
+	(cd "$ir" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp"
+	mv "$initrd.tmp" "$initrd"
+	rm -rf "$ir"
+fi
+
+# Results directory: the VM's only writable window to the host.
+results=$build/vm-results/$(date +%Y%m%d-%H%M%S)-$suite-$$
+mkdir -p "$results"
+{
+	printf 'REPO=%q\n' "$top"
+	printf 'BUILD=%q\n' "$build"
+	printf 'MODULE=%q\n' "$module"
+	printf 'SUITE=%q\n' "$suite"
+	args=
+	(($#)) && args=$(printf '%q ' "$@")
+	printf 'ARGS=%q\n' "$args"
+} > "$results/job"
+
+console=$results/console.log
+set +e
+timeout --foreground "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
+	-nographic -no-reboot -nodefaults -serial stdio \
+	-kernel "$vmlinuz" -initrd "$initrd" \
+	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+	-virtfs local,path="$results",mount_tag=results,security_model=none,multidevs=remap \
+	-append "console=ttyS0 quiet panic=-1 oops=panic loglevel=4" 2>&1 |
+	tr -d '\r' | tee "$console" |
+	awk '/=== SUITE END ===$/ { on = 0 } on { print; fflush() } /=== SUITE START ===$/ { on = 1 }'
+qrc=${PIPESTATUS[0]}
+set -e
+
+fail=0
+reason() { echo "run.sh: FAIL: $*" >&2; fail=1; }
+
+if [ "$qrc" = 124 ]; then
+	reason "VM timed out after ${timeout}s (console: $console)"
+fi
+if [ ! -f "$results/status" ]; then
+	reason "the suite did not report an exit status (VM crashed or hung?); console: $console"
+	grep -E 'BUG|Oops|panic|WARNING' "$console" | head -20 >&2 || true
+else
+	st=$(cat "$results/status")
+	[ "$st" = 0 ] || reason "suite '$suite' exited with status $st"
+fi
+if [ -f "$results/dmesg" ]; then
+	pat='WARNING:|BUG:|Oops|Call Trace|hung task|blocked for more than|KASAN|possible circular locking|possible recursive locking|inconsistent lock state|unreferenced object|general protection fault|kernel BUG'
+	if grep -E "$pat" "$results/dmesg" > "$results/dmesg-bad"; then
+		reason "the VM's dmesg has warnings ($results/dmesg):"
+		head -20 "$results/dmesg-bad" >&2
+	fi
+elif [ -f "$results/status" ]; then
+	reason "no dmesg captured"
+fi
+if [ -f "$results/rmmod" ] && [ "$(cat "$results/rmmod")" != 0 ]; then
+	reason "rmmod vhost_blk failed: $(cat "$results/rmmod-out" 2>/dev/null)"
+elif [ -f "$results/status" ] && [ ! -f "$results/rmmod" ]; then
+	reason "rmmod vhost_blk did not run"
+fi
+echo "run.sh: results in $results" >&2
+exit $fail
