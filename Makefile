@@ -6,7 +6,7 @@ KDIR        ?= /lib/modules/$(KVER)/build
 CMAKE_BUILD := $(BUILD)/cmake
 JOBS        ?= $(shell nproc)
 
-.PHONY: all setup module tools unit vmtest check run checkpatch clean install
+.PHONY: all setup module tools unit vmtest check run checkpatch clean install debug-kernel
 
 all: module tools
 
@@ -25,16 +25,26 @@ unit: tools
 	cd $(CMAKE_BUILD) && ctest --output-on-failure
 
 # Boots the target kernel in QEMU (TCG), loads vhost + vhost_blk and runs the
-# KTAP selftests against real block devices.
-vmtest: all
-	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) selftests
+# KTAP selftests against real block devices.  KERNEL=debug runs them on the
+# KASAN/lockdep/kmemleak kernel (built by `make debug-kernel`).
+KERNEL ?= stock
+ifeq ($(KERNEL),debug)
+VM_KERNEL := --kernel-dir $(BUILD)/kernel/$(KVER)-debug
+VM_DEPS   := debug-kernel
+endif
+vmtest: all $(VM_DEPS)
+	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) $(VM_KERNEL) selftests
+
+# The debug kernel: cached in build/, rebuilt when source or config changes.
+debug-kernel: setup
+	BUILD=$(BUILD) bash scripts/debug-kernel.sh
 
 # The main job: a VM with the module loaded serving a disk that does real I/O.
 run: all
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) demo
 
 # Everything CI runs; the last line is "N passed, N failed".
-check: all
+check: all debug-kernel
 	bash scripts/check.sh --build $(BUILD) --kver $(KVER)
 
 checkpatch: setup

@@ -63,6 +63,14 @@ vm_suite() {
 	rm -f "$log"
 }
 vm_suite selftests selftests
+# The same suites on the KASAN/lockdep/kmemleak kernel (make debug-kernel).
+dbg=$build/kernel/$KVER-debug
+if [ -f "$dbg/vmlinuz" ]; then
+	vm_suite selftests-debug --kernel-dir "$dbg" --timeout 2400 selftests
+else
+	failed=$((failed + 1))
+	failures+=("debug kernel missing: $dbg (make debug-kernel)")
+fi
 
 echo
 ((skipped)) && echo "$skipped skipped"

@@ -42,7 +42,10 @@ suite=$1; shift
 kdir=${kdir:-$build/kernel/$KVER}
 vmlinuz=$kdir/vmlinuz
 moddir=$kdir/modules
-module=${VHOST_BLK_KO:-$top/kernel/vhost_blk.ko}
+# A kernel directory may carry its own build of the module (the debug kernel).
+module=$top/kernel/vhost_blk.ko
+[ -f "$kdir/vhost_blk.ko" ] && module=$kdir/vhost_blk.ko
+module=${VHOST_BLK_KO:-$module}
 [ -f "$vmlinuz" ] || { echo "run.sh: no kernel at $vmlinuz (run make setup)" >&2; exit 2; }
 [ -d "$moddir" ] || { echo "run.sh: no modules at $moddir" >&2; exit 2; }
 [ -f "$module" ] || { echo "run.sh: $module not built (run make module)" >&2; exit 2; }
@@ -139,6 +142,10 @@ if [ -f "$results/dmesg" ]; then
 	fi
 elif [ -f "$results/status" ]; then
 	reason "no dmesg captured"
+fi
+if [ -s "$results/kmemleak" ]; then
+	reason "kmemleak found leaks ($results/kmemleak):"
+	head -20 "$results/kmemleak" >&2
 fi
 if [ -f "$results/rmmod" ] && [ "$(cat "$results/rmmod")" != 0 ]; then
 	reason "rmmod vhost_blk failed: $(cat "$results/rmmod-out" 2>/dev/null)"
