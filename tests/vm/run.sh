@@ -75,7 +75,8 @@ for m in "${want[@]}"; do add_mod "$m"; done
 # Initramfs: busybox, the modules, the init script; cached by content.
 work=$build/vm
 mkdir -p "$work"
-key=$( (cat "$0" "$top/tests/vm/init"; echo "$kdir"; for n in "${order[@]}"; do echo "${modpath[$n]}"; done) | sha1sum | cut -c1-12)
+key=$( (cat "$0" "$top/tests/vm/init"; echo "$kdir"; cat "$kdir/stamp" 2>/dev/null
+	for n in "${order[@]}"; do stat -c "%n %s %Y" "${modpath[$n]}"; done) | sha1sum | cut -c1-12)
 initrd=$work/initrd-$key.gz
 if [ ! -f "$initrd" ]; then
 	ir=$(mktemp -d "$work/ir.XXXXXX")
