@@ -39,7 +39,8 @@ done
 (($#)) || { echo "usage: run.sh [options] SUITE [ARGS...]" >&2; exit 2; }
 suite=$1; shift
 
-kdir=${kdir:-$build/kernel/$KVER}
+kdir=$(realpath -m "${kdir:-$build/kernel/$KVER}")
+build=$(realpath -m "$build")
 vmlinuz=$kdir/vmlinuz
 moddir=$kdir/modules
 # A kernel directory may carry its own build of the module (the debug kernel).
