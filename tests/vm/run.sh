@@ -52,7 +52,7 @@ module=${VHOST_BLK_KO:-$module}
 [ -f "$module" ] || { echo "run.sh: $module not built (run make module)" >&2; exit 2; }
 
 # The modules the VM needs before the chroot, dependencies first.
-want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod)
+want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod dm_flakey)
 
 declare -A modpath=() loaded=()
 while IFS= read -r f; do

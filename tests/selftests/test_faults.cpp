@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0
+// Faults and teardown under load: the owner killed at random points with
+// every acknowledged write checked on the disk, the backend device removed
+// while requests run, a flaky backend.  Nothing may be lost or doubled,
+// nothing may hang, and the module must unload afterwards (runner).
+#include "common.hpp"
+
+#include <csignal>
+#include <fstream>
+#include <random>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace vbt;
+
+namespace {
+
+// Acknowledged writes, shared with a child that may be killed any time.
+struct AckLog {
+	static constexpr unsigned max = 1 << 16;
+	uint64_t count;
+	uint64_t sector[max];
+	uint64_t seed[max];
+};
+
+void write_file(const std::string &path, const std::string &value)
+{
+	std::ofstream f(path);
+	f << value << std::flush;
+	if (!f)
+		throw vblk::SysError(errno, "write " + path);
+}
+
+} // namespace
+
+TEST_TIMEOUT(owner_killed_at_random_points_keeps_every_acknowledged_write, 300)
+{
+	constexpr int rounds = 25;
+	constexpr unsigned nq = 2;
+	auto b = Backend::open(env_nullb);
+	std::mt19937_64 rng(ktap::seed());
+	void *p = ::mmap(nullptr, sizeof(AckLog), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(p != MAP_FAILED);
+	auto *log = static_cast<AckLog *>(p);
+	uint64_t checked = 0;
+
+	for (int round = 0; round < rounds; round++) {
+		log->count = 0;
+		uint64_t base = 4096 + round * 8192; // each round its own sectors
+		int ready[2];
+		ASSERT_EQ(::pipe(ready), 0);
+		std::fflush(nullptr);
+		pid_t pid = ::fork();
+		ASSERT_TRUE(pid >= 0);
+		if (pid == 0) {
+			::close(ready[0]);
+			auto d = attached_driver(b, nq, 128);
+			std::unordered_map<uint64_t, uint64_t> at; // token -> sector
+			uint64_t next = 0;
+			bool told = false;
+			for (;;) {
+				for (unsigned q = 0; q < nq; q++) {
+					while (d->queue(q).num_free() >= 3 && next < 1024) {
+						uint64_t s = base + next++ * 8;
+						at[d->submit(q, vblk::BlkDriver::write_spec(
+								    s, pattern(4096, s, round)),
+							     false)] = s;
+					}
+					d->kick(q);
+					for (auto &c : d->poll(q, 0, 1ms)) {
+						if (c.status != VIRTIO_BLK_S_OK)
+							::_exit(4);
+						// Acknowledged: it must be on the disk.
+						uint64_t i = log->count;
+						log->sector[i] = at.at(c.token);
+						log->seed[i] = round;
+						__atomic_store_n(&log->count, i + 1, __ATOMIC_RELEASE);
+						at.erase(c.token);
+					}
+				}
+				if (!told) {
+					char c = 1;
+					told = ::write(ready[1], &c, 1) == 1;
+				}
+				if (next >= 1024 && at.empty())
+					next = 0; // go round again, same data
+			}
+		}
+		::close(ready[1]);
+		char c;
+		ASSERT_EQ(::read(ready[0], &c, 1), 1);
+		::close(ready[0]);
+		std::this_thread::sleep_for(std::chrono::microseconds(rng() % 200000));
+		::kill(pid, SIGKILL);
+		int status = 0;
+		ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+		ASSERT_TRUE(WIFSIGNALED(status));
+
+		uint64_t n = __atomic_load_n(&log->count, __ATOMIC_ACQUIRE);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t s = log->sector[i];
+			ASSERT_BYTES_EQ(b.read_direct(s * 512, 4096), pattern(4096, s, log->seed[i]));
+		}
+		checked += n;
+	}
+	::munmap(p, sizeof(AckLog));
+	ktap::diag(std::to_string(rounds) + " owners killed, " + std::to_string(checked) +
+		   " acknowledged writes found on the disk");
+	assert_device_usable(b);
+}
+
+TEST_TIMEOUT(backend_removed_under_io_fails_requests_and_unwinds, 120)
+{
+	const std::string cfg = "/sys/kernel/config/nullb";
+	struct stat st;
+	if (::stat(cfg.c_str(), &st) != 0)
+		SKIP("null_blk configfs not available");
+	if (::geteuid() != 0)
+		SKIP("needs root");
+	const std::string dir = cfg + "/vblkrm";
+	::rmdir(dir.c_str());
+	ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+	write_file(dir + "/size", "64");
+	write_file(dir + "/memory_backed", "1");
+	write_file(dir + "/power", "1");
+	std::this_thread::sleep_for(100ms);
+
+	uint64_t ok = 0, ioerr = 0, submitted = 0, done = 0;
+	{
+		vblk::UniqueFd fd(::open("/dev/vblkrm", O_RDWR));
+		ASSERT_TRUE(fd.get() >= 0);
+		vblk::BlkDriver d(driver_options(2, 128));
+		d.attach(fd.get());
+		auto data = pattern(4096, 0, 3);
+		bool removed = false;
+		for (int round = 0; round < 200; round++) {
+			for (unsigned q = 0; q < 2; q++) {
+				while (d.queue(q).num_free() >= 3) {
+					uint64_t s = (submitted % 8192) * 8 % 131072;
+					d.submit(q, vblk::BlkDriver::write_spec(s, data), false);
+					submitted++;
+				}
+				d.kick(q);
+			}
+			if (round == 20) {
+				// The disk goes away with requests in flight.
+				write_file(dir + "/power", "0");
+				removed = true;
+			}
+			for (unsigned q = 0; q < 2; q++)
+				for (auto &c : d.poll(q, 0, 2ms)) {
+					done++;
+					if (c.status == VIRTIO_BLK_S_OK)
+						ok++;
+					else if (c.status == VIRTIO_BLK_S_IOERR)
+						ioerr++;
+				}
+			if (removed && round > 60)
+				break;
+		}
+		for (unsigned q = 0; q < 2; q++)
+			while (d.pending(q))
+				for (auto &c : d.poll(q, 1, 10000ms)) {
+					done++;
+					if (c.status == VIRTIO_BLK_S_OK)
+						ok++;
+					else if (c.status == VIRTIO_BLK_S_IOERR)
+						ioerr++;
+				}
+	}
+	::rmdir(dir.c_str());
+	ktap::diag(std::to_string(submitted) + " submitted: " + std::to_string(ok) + " ok, " +
+		   std::to_string(ioerr) + " ioerr");
+	ASSERT_EQ(done, submitted);
+	ASSERT_EQ(ok + ioerr, submitted);
+	ASSERT_GT(ok, 0u);
+	ASSERT_GT(ioerr, 0u);
+}
+
+TEST_TIMEOUT(flaky_backend_fails_some_requests_and_loses_none, 120)
+{
+	auto b = Backend::open("VBLK_FLAKEY");
+	auto d = attached_driver(b, 2, 128);
+	uint64_t ok = 0, ioerr = 0, submitted = 0, done = 0;
+	auto data = pattern(4096, 0, 5);
+	auto until = std::chrono::steady_clock::now() + 5s; // up 1 s, down 1 s
+	auto reap = [&](unsigned q, size_t min, std::chrono::milliseconds t) {
+		for (auto &c : d->poll(q, min, t)) {
+			done++;
+			if (c.status == VIRTIO_BLK_S_OK)
+				ok++;
+			else if (c.status == VIRTIO_BLK_S_IOERR)
+				ioerr++;
+		}
+	};
+	while (std::chrono::steady_clock::now() < until) {
+		for (unsigned q = 0; q < 2; q++) {
+			for (int i = 0; i < 8 && d->queue(q).num_free() >= 3; i++) {
+				uint64_t s = (submitted % 4096) * 8;
+				if (submitted % 2)
+					d->submit(q, vblk::BlkDriver::read_spec(s, 4096), false);
+				else
+					d->submit(q, vblk::BlkDriver::write_spec(s, data), false);
+				submitted++;
+			}
+			d->kick(q);
+			reap(q, 0, 5ms);
+		}
+	}
+	for (unsigned q = 0; q < 2; q++)
+		while (d->pending(q))
+			reap(q, 1, 10000ms);
+	ktap::diag(std::to_string(submitted) + " submitted: " + std::to_string(ok) + " ok, " +
+		   std::to_string(ioerr) + " ioerr");
+	ASSERT_EQ(done, submitted);
+	ASSERT_EQ(ok + ioerr, submitted);
+	ASSERT_GT(ok, 0u);
+	ASSERT_GT(ioerr, 0u);
+	auto st0 = d->stats(0), st1 = d->stats(1);
+	ASSERT_EQ(st0.status_ioerr + st1.status_ioerr, ioerr);
+	ASSERT_EQ(st0.status_ok + st1.status_ok, ok);
+}
