@@ -133,6 +133,7 @@ TEST_TIMEOUT(reassigning_rings_hundreds_of_times_under_load_loses_nothing, 300)
 	auto &dev = d->device();
 	unsigned w[2] = { dev.get_vring_worker(0), dev.new_worker() };
 	std::vector<uint64_t> next(nq), submitted(nq), done(nq);
+	std::vector<std::vector<unsigned>> seed_of(nq); // per written block
 	const uint64_t region = 1u << 20; // sectors per queue: 512 MiB / 2
 
 	auto reap = [&](unsigned q, size_t min, std::chrono::milliseconds t) {
@@ -147,6 +148,7 @@ TEST_TIMEOUT(reassigning_rings_hundreds_of_times_under_load_loses_nothing, 300)
 		for (unsigned q = 0; q < nq; q++) {
 			for (unsigned i = 0; i < per_round && d->queue(q).num_free() >= 3; i++) {
 				uint64_t s = q * region + next[q]++ * 8;
+				seed_of[q].push_back(r);
 				d->submit(q, vblk::BlkDriver::write_spec(s, pattern(4096, s, r)),
 					  false);
 				submitted[q]++;
@@ -174,7 +176,7 @@ TEST_TIMEOUT(reassigning_rings_hundreds_of_times_under_load_loses_nothing, 300)
 		auto disk = b.read_direct(q * region * 512, next[q] * 4096);
 		for (uint64_t i = 0; i < next[q]; i++) {
 			uint64_t s = q * region + i * 8;
-			auto want = pattern(4096, s, i / per_round);
+			auto want = pattern(4096, s, seed_of[q][i]);
 			ASSERT_BYTES_EQ(std::span<const uint8_t>(disk).subspan(i * 4096, 4096), want);
 		}
 	}
