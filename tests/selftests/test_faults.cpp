@@ -34,6 +34,29 @@ void write_file(const std::string &path, const std::string &value)
 		throw vblk::SysError(errno, "write " + path);
 }
 
+// Completions of a run where each request may succeed or fail.
+struct Tally {
+	uint64_t ok = 0, ioerr = 0, other = 0;
+
+	void add(const std::vector<vblk::Completion> &cs)
+	{
+		for (auto &c : cs) {
+			if (c.status == VIRTIO_BLK_S_OK)
+				ok++;
+			else if (c.status == VIRTIO_BLK_S_IOERR)
+				ioerr++;
+			else
+				other++;
+		}
+	}
+	uint64_t done() const { return ok + ioerr + other; }
+	std::string str(uint64_t submitted) const
+	{
+		return std::to_string(submitted) + " submitted: " + std::to_string(ok) + " ok, " +
+		       std::to_string(ioerr) + " ioerr";
+	}
+};
+
 } // namespace
 
 TEST_TIMEOUT(owner_killed_at_random_points_keeps_every_acknowledged_write, 300)
@@ -129,7 +152,8 @@ TEST_TIMEOUT(backend_removed_under_io_fails_requests_and_unwinds, 120)
 	write_file(dir + "/power", "1");
 	std::this_thread::sleep_for(100ms);
 
-	uint64_t ok = 0, ioerr = 0, submitted = 0, done = 0;
+	uint64_t submitted = 0;
+	Tally t;
 	{
 		vblk::UniqueFd fd(::open("/dev/vblkrm", O_RDWR));
 		ASSERT_TRUE(fd.get() >= 0);
@@ -152,51 +176,30 @@ TEST_TIMEOUT(backend_removed_under_io_fails_requests_and_unwinds, 120)
 				removed = true;
 			}
 			for (unsigned q = 0; q < 2; q++)
-				for (auto &c : d.poll(q, 0, 2ms)) {
-					done++;
-					if (c.status == VIRTIO_BLK_S_OK)
-						ok++;
-					else if (c.status == VIRTIO_BLK_S_IOERR)
-						ioerr++;
-				}
+				t.add(d.poll(q, 0, 2ms));
 			if (removed && round > 60)
 				break;
 		}
 		for (unsigned q = 0; q < 2; q++)
 			while (d.pending(q))
-				for (auto &c : d.poll(q, 1, 10000ms)) {
-					done++;
-					if (c.status == VIRTIO_BLK_S_OK)
-						ok++;
-					else if (c.status == VIRTIO_BLK_S_IOERR)
-						ioerr++;
-				}
+				t.add(d.poll(q, 1, 10000ms));
 	}
 	::rmdir(dir.c_str());
-	ktap::diag(std::to_string(submitted) + " submitted: " + std::to_string(ok) + " ok, " +
-		   std::to_string(ioerr) + " ioerr");
-	ASSERT_EQ(done, submitted);
-	ASSERT_EQ(ok + ioerr, submitted);
-	ASSERT_GT(ok, 0u);
-	ASSERT_GT(ioerr, 0u);
+	ktap::diag(t.str(submitted));
+	ASSERT_EQ(t.done(), submitted);
+	ASSERT_EQ(t.other, 0u);
+	ASSERT_GT(t.ok, 0u);
+	ASSERT_GT(t.ioerr, 0u);
 }
 
 TEST_TIMEOUT(flaky_backend_fails_some_requests_and_loses_none, 120)
 {
 	auto b = Backend::open("VBLK_FLAKEY");
 	auto d = attached_driver(b, 2, 128);
-	uint64_t ok = 0, ioerr = 0, submitted = 0, done = 0;
+	uint64_t submitted = 0;
+	Tally t;
 	auto data = pattern(4096, 0, 5);
 	auto until = std::chrono::steady_clock::now() + 5s; // up 1 s, down 1 s
-	auto reap = [&](unsigned q, size_t min, std::chrono::milliseconds t) {
-		for (auto &c : d->poll(q, min, t)) {
-			done++;
-			if (c.status == VIRTIO_BLK_S_OK)
-				ok++;
-			else if (c.status == VIRTIO_BLK_S_IOERR)
-				ioerr++;
-		}
-	};
 	while (std::chrono::steady_clock::now() < until) {
 		for (unsigned q = 0; q < 2; q++) {
 			for (int i = 0; i < 8 && d->queue(q).num_free() >= 3; i++) {
@@ -208,21 +211,20 @@ TEST_TIMEOUT(flaky_backend_fails_some_requests_and_loses_none, 120)
 				submitted++;
 			}
 			d->kick(q);
-			reap(q, 0, 5ms);
+			t.add(d->poll(q, 0, 5ms));
 		}
 	}
 	for (unsigned q = 0; q < 2; q++)
 		while (d->pending(q))
-			reap(q, 1, 10000ms);
-	ktap::diag(std::to_string(submitted) + " submitted: " + std::to_string(ok) + " ok, " +
-		   std::to_string(ioerr) + " ioerr");
-	ASSERT_EQ(done, submitted);
-	ASSERT_EQ(ok + ioerr, submitted);
-	ASSERT_GT(ok, 0u);
-	ASSERT_GT(ioerr, 0u);
+			t.add(d->poll(q, 1, 10000ms));
+	ktap::diag(t.str(submitted));
+	ASSERT_EQ(t.done(), submitted);
+	ASSERT_EQ(t.other, 0u);
+	ASSERT_GT(t.ok, 0u);
+	ASSERT_GT(t.ioerr, 0u);
 	auto st0 = d->stats(0), st1 = d->stats(1);
-	ASSERT_EQ(st0.status_ioerr + st1.status_ioerr, ioerr);
-	ASSERT_EQ(st0.status_ok + st1.status_ok, ok);
+	ASSERT_EQ(st0.status_ioerr + st1.status_ioerr, t.ioerr);
+	ASSERT_EQ(st0.status_ok + st1.status_ok, t.ok);
 }
 
 TEST_TIMEOUT(rings_detached_and_reattached_under_load_many_times_lose_nothing, 300)
