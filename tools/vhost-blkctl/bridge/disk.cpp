@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "bridge/disk.hpp"
+
+#include <vblk/error.hpp>
+
+#include <unistd.h>
+
+namespace bridge {
+
+Disk::Disk(DiskOptions opts, device::Backend backend, uint64_t kernel_features,
+	   device::DeviceFactory factory, Logger log)
+	: opts_(std::move(opts)), backend_(std::move(backend)), factory_(std::move(factory)),
+	  plan_(opts_.plan)
+{
+	if (backend_.info().read_only)
+		opts_.params.read_only = true;
+	ctx_.backend_fd = backend_.fd();
+	ctx_.info = backend_.info();
+	ctx_.params = opts_.params;
+	ctx_.serial = opts_.serial;
+	ctx_.offered_features = bridge::offered_features(kernel_features, ctx_.info, ctx_.params);
+	ctx_.plan = &plan_;
+	ctx_.log = std::move(log);
+}
+
+Disk::~Disk()
+{
+	if (connected())
+		disconnect("shutting down");
+}
+
+void Disk::on_connect(vblk::UniqueFd sock)
+{
+	if (connected()) {
+		ctx_.log("refusing a second frontend while one is connected");
+		return;
+	}
+	connections_++;
+	try {
+		session_ = std::make_unique<Session>(ctx_, factory_);
+	} catch (const std::exception &e) {
+		ctx_.log(std::string("frontend refused: ") + e.what());
+		return;
+	}
+	channel_.emplace(std::move(sock));
+	ctx_.log("frontend connected");
+}
+
+void Disk::on_readable()
+{
+	std::optional<vhost_user::Message> m;
+	try {
+		m = channel_->receive();
+		if (!m) {
+			disconnect("frontend closed the connection");
+			return;
+		}
+		auto reply = session_->handle(*m);
+		if (reply)
+			channel_->send(*reply);
+	} catch (const Rejected &e) {
+		ctx_.log(std::string("refused: ") + e.what());
+		if (m && session_->can_nack(*m))
+			channel_->send(vhost_user::reply_u64(*m, 1));
+	} catch (const vblk::SysError &e) {
+		if (m && session_->can_nack(*m)) {
+			ctx_.log(m->name() + " failed, NACKed: " + e.what());
+			try {
+				channel_->send(vhost_user::reply_u64(*m, 1));
+				return;
+			} catch (const std::exception &) {
+			}
+		}
+		disconnect(m ? m->name() + ": " + e.what() : e.what());
+	} catch (const std::exception &e) {
+		disconnect(e.what());
+	}
+}
+
+void Disk::disconnect(const std::string &reason)
+{
+	ctx_.log("closing the frontend connection: " + reason);
+	// Session first: its rings drain while the channel is still ours.
+	session_.reset();
+	channel_.reset();
+	ctx_.log("device reset, waiting for the next frontend");
+}
+
+control::DiskStatus Disk::status()
+{
+	control::DiskStatus s;
+	s.name = opts_.name;
+	s.pid = static_cast<int>(::getpid());
+	s.backend = backend_.path();
+	s.socket = opts_.socket_path;
+	s.serial = opts_.serial;
+	s.size_bytes = backend_.info().size_bytes;
+	s.block_size = backend_.info().logical_block_size;
+	s.queues = opts_.params.queues;
+	s.read_only = opts_.params.read_only;
+	s.connected = session_ && session_->owned();
+	s.connections = connections_;
+	s.features = session_ ? session_->acked_features() : 0;
+	s.policy = plan_.policy;
+	const auto &ids = session_ ? session_->workers().kernel_ids() : std::vector<unsigned>{};
+	for (unsigned w = 0; w < plan_.workers; w++) {
+		control::WorkerStatus ws;
+		ws.index = w;
+		ws.kernel_id = w < ids.size() && s.connected ? static_cast<int64_t>(ids[w]) : -1;
+		for (unsigned vq = 0; vq < plan_.queues(); vq++)
+			if (plan_.map[vq] == w)
+				ws.vqs.push_back(vq);
+		s.workers.push_back(ws);
+	}
+	for (unsigned vq = 0; vq < opts_.params.queues; vq++) {
+		control::VqStatus v;
+		v.index = vq;
+		if (s.connected) {
+			v.started = session_->ring_started(vq);
+			try {
+				auto k = session_->dev().ring_stats(vq);
+				v.worker_id = k.worker_id == ~0u ? -1 : static_cast<int64_t>(k.worker_id);
+				v.worker = k.worker_id == ~0u ? -1 : session_->workers().logical(k.worker_id);
+				v.attached = k.attached;
+				v.inflight = k.inflight;
+				for (unsigned i = 0; i < control::VqStatus::nr_types; i++) {
+					v.requests[i] = k.requests[i];
+					v.bytes[i] = k.bytes[i];
+				}
+				v.status_ok = k.status_ok;
+				v.status_ioerr = k.status_ioerr;
+				v.status_unsupp = k.status_unsupp;
+				v.bounced = k.bounced;
+				v.malformed = k.malformed;
+				v.batches = k.batches;
+			} catch (const vblk::SysError &e) {
+				throw control::RequestError("device-error", e.what());
+			}
+		}
+		s.vqs.push_back(v);
+	}
+	return s;
+}
+
+void Disk::replace_plan(WorkerPlan plan)
+{
+	WorkerPlan old = plan_;
+	plan_ = std::move(plan);
+	if (!session_ || !session_->owned())
+		return;
+	try {
+		session_->apply_workers(plan_);
+		ctx_.log("workers: " + plan_.policy + ", " + std::to_string(plan_.workers) +
+			 " worker(s)");
+	} catch (const vblk::SysError &e) {
+		// Leave the kernel as consistent as it gets with the old plan.
+		plan_ = old;
+		try {
+			session_->apply_workers(plan_);
+		} catch (const std::exception &) {
+		}
+		throw control::RequestError("device-error", e.what());
+	}
+}
+
+void Disk::set_workers(unsigned count)
+{
+	try {
+		replace_plan(WorkerPlan::round_robin(opts_.params.queues, count));
+	} catch (const std::invalid_argument &e) {
+		throw control::RequestError("invalid-argument", e.what());
+	}
+}
+
+void Disk::assign(unsigned vq, unsigned worker)
+{
+	WorkerPlan p = plan_;
+	try {
+		p.assign(vq, worker);
+	} catch (const std::invalid_argument &e) {
+		throw control::RequestError("invalid-argument", e.what());
+	}
+	replace_plan(std::move(p));
+}
+
+void Disk::set_policy(const std::string &policy)
+{
+	try {
+		replace_plan(WorkerPlan::from_policy(policy, opts_.params.queues));
+	} catch (const std::invalid_argument &e) {
+		throw control::RequestError("invalid-argument", e.what());
+	}
+}
+
+} // namespace bridge

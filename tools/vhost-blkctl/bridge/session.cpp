@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "bridge/session.hpp"
+
+#include <vblk/error.hpp>
+
+#include <cstddef>
+
+namespace bridge {
+
+using vhost_user::Message;
+using vhost_user::Request;
+
+namespace {
+
+bool has_inherent_reply(Request r)
+{
+	switch (r) {
+	case Request::get_features:
+	case Request::get_protocol_features:
+	case Request::get_queue_num:
+	case Request::get_vring_base:
+	case Request::get_config:
+		return true;
+	default:
+		return false;
+	}
+}
+
+// Bytes of each split-ring part for a queue of `num` entries (with the
+// event-idx trailer).
+uint64_t desc_bytes(unsigned num) { return 16ull * num; }
+uint64_t avail_bytes(unsigned num) { return 6 + 2ull * num; }
+uint64_t used_bytes(unsigned num) { return 6 + 8ull * num; }
+
+} // namespace
+
+Session::Session(const DiskContext &ctx, device::DeviceFactory factory)
+	: ctx_(ctx), wce_(ctx.info.write_cache), factory_(std::move(factory))
+{
+	dev_ = factory_();
+	rings_.resize(ctx_.params.queues);
+}
+
+Session::~Session()
+{
+	stop();
+}
+
+void Session::stop() noexcept
+{
+	for (unsigned i = 0; i < rings_.size(); i++) {
+		if (!rings_[i].started)
+			continue;
+		try {
+			stop_ring(i);
+		} catch (const std::exception &e) {
+			ctx_.log("vq " + std::to_string(i) + ": detach failed: " + e.what());
+			rings_[i].started = false;
+		}
+	}
+}
+
+bool Session::can_nack(const Message &m) const noexcept
+{
+	return m.need_reply() && !has_inherent_reply(m.req()) &&
+	       (protocol_features_ & (1ull << vhost_user::pf_reply_ack));
+}
+
+std::optional<Message> Session::handle(Message &m)
+{
+	auto reply = dispatch(m);
+	if (!reply && can_nack(m))
+		reply = vhost_user::reply_u64(m, 0);
+	return reply;
+}
+
+void Session::require_owner(const Message &m) const
+{
+	if (!owned_)
+		throw SessionError(m.name() + " before SET_OWNER");
+}
+
+Session::Ring &Session::ring(const Message &m, uint32_t index)
+{
+	if (index >= rings_.size())
+		throw SessionError(m.name() + ": vq " + std::to_string(index) +
+				   " out of range (the disk has " + std::to_string(rings_.size()) +
+				   " queues)");
+	return rings_[index];
+}
+
+void Session::set_kernel_addr(unsigned index, const Ring &r)
+{
+	// Before SET_VRING_NUM the size is unknown: check the first byte.
+	unsigned n = r.num;
+	device::VringAddr a;
+	a.desc = mem_.to_daemon(r.addr.desc_user_addr, n ? desc_bytes(n) : 1, "descriptor table");
+	a.avail = mem_.to_daemon(r.addr.avail_user_addr, n ? avail_bytes(n) : 1, "avail ring");
+	a.used = mem_.to_daemon(r.addr.used_user_addr, n ? used_bytes(n) : 1, "used ring");
+	a.log = 0;
+	a.flags = 0;
+	dev_->set_vring_addr(index, a);
+}
+
+void Session::maybe_start(unsigned index)
+{
+	Ring &r = rings_[index];
+	if (r.started || !r.enabled || !r.kick_set || !r.addr_set || !r.num || mem_.empty())
+		return;
+	dev_->attach_ring(index, ctx_.backend_fd);
+	r.started = true;
+	ctx_.log("vq " + std::to_string(index) + ": started");
+}
+
+void Session::stop_ring(unsigned index)
+{
+	Ring &r = rings_[index];
+	if (!r.started)
+		return;
+	dev_->detach_ring(index);
+	r.started = false;
+	ctx_.log("vq " + std::to_string(index) + ": stopped");
+}
+
+void Session::take_ownership()
+{
+	dev_->set_owner();
+	owned_ = true;
+	if (!ctx_.serial.empty())
+		dev_->set_serial(ctx_.serial);
+	try {
+		workers_.adopt_default(*dev_);
+		apply_workers(*ctx_.plan);
+	} catch (const vblk::SysError &e) {
+		// Kernels before 6.5 have one worker per device: serve anyway.
+		ctx_.log(std::string("workers not applied: ") + e.what());
+	}
+}
+
+void Session::apply_workers(const WorkerPlan &plan)
+{
+	if (!owned_)
+		return;
+	workers_.apply(*dev_, plan);
+}
+
+void Session::reset(bool keep_owner)
+{
+	stop();
+	auto fresh = factory_();
+	workers_.clear();
+	dev_ = std::move(fresh);	// closes the old device
+	mem_ = MemoryTable();
+	rings_.assign(ctx_.params.queues, Ring());
+	features_ = 0;
+	features_set_ = false;
+	wce_ = ctx_.info.write_cache;
+	owned_ = false;
+	if (keep_owner)
+		take_ownership();
+}
+
+void Session::set_features(uint64_t f)
+{
+	uint64_t allowed = ctx_.offered_features | vhost_user::f_protocol_features;
+	if (f & ~allowed) {
+		char buf[96];
+		snprintf(buf, sizeof(buf), "SET_FEATURES: 0x%llx has bits never offered (0x%llx)",
+			 static_cast<unsigned long long>(f),
+			 static_cast<unsigned long long>(f & ~allowed));
+		throw SessionError(buf);
+	}
+	// Bit 30 is vhost-user's own; the kernel must not see it.
+	dev_->set_features(f & ~vhost_user::f_protocol_features);
+	features_ = f & ~vhost_user::f_protocol_features;
+	features_set_ = true;
+}
+
+void Session::set_mem_table(Message &m)
+{
+	auto regions = vhost_user::parse_mem_table(m);
+	MemoryTable table = MemoryTable::map(regions, m.fds);
+	// Rings hold our addresses of the old table: stop them, switch,
+	// re-translate, restart.  Bases survive in the kernel.
+	std::vector<unsigned> restart;
+	for (unsigned i = 0; i < rings_.size(); i++) {
+		if (rings_[i].started) {
+			stop_ring(i);
+			restart.push_back(i);
+		}
+	}
+	auto kregions = table.kernel_regions();
+	dev_->set_mem_table(kregions);
+	std::swap(mem_, table);
+	for (unsigned i = 0; i < rings_.size(); i++)
+		if (rings_[i].addr_set)
+			set_kernel_addr(i, rings_[i]);
+	for (unsigned i : restart)
+		maybe_start(i);
+	ctx_.log("memory table: " + std::to_string(regions.size()) + " region(s)");
+}
+
+std::optional<Message> Session::get_config(const Message &m)
+{
+	auto req = vhost_user::parse_config(m);
+	DiskParams p = ctx_.params;
+	auto cfg = build_config(ctx_.info, p, wce_);
+	auto data = read_config(cfg, req.hdr.offset, req.hdr.size);
+	return vhost_user::reply_config(m, req.hdr, data);
+}
+
+void Session::set_config(const Message &m)
+{
+	auto req = vhost_user::parse_config(m);
+	if (req.hdr.offset == offsetof(virtio_blk_config, wce) && req.hdr.size == 1) {
+		wce_ = req.data[0] != 0;
+		ctx_.log(std::string("config: write cache ") + (wce_ ? "on" : "off"));
+		return;
+	}
+	throw Rejected("SET_CONFIG: only wce is writable (offset " +
+		       std::to_string(req.hdr.offset) + ", size " + std::to_string(req.hdr.size) +
+		       ")");
+}
+
+std::optional<Message> Session::dispatch(Message &m)
+{
+	switch (m.req()) {
+	case Request::get_features:
+		vhost_user::expect_empty(m);
+		return vhost_user::reply_u64(m, ctx_.offered_features |
+						       vhost_user::f_protocol_features);
+	case Request::set_features:
+		require_owner(m);
+		set_features(vhost_user::parse_u64(m));
+		return std::nullopt;
+	case Request::get_protocol_features:
+		vhost_user::expect_empty(m);
+		return vhost_user::reply_u64(m, offered_protocol_features);
+	case Request::set_protocol_features: {
+		uint64_t f = vhost_user::parse_u64(m);
+		if (f & ~offered_protocol_features)
+			throw SessionError("SET_PROTOCOL_FEATURES: bits never offered");
+		protocol_features_ = f;
+		return std::nullopt;
+	}
+	case Request::get_queue_num:
+		vhost_user::expect_empty(m);
+		return vhost_user::reply_u64(m, ctx_.params.queues);
+	case Request::set_owner:
+		vhost_user::expect_empty(m);
+		if (owned_)
+			throw SessionError("SET_OWNER: the device already has an owner");
+		take_ownership();
+		return std::nullopt;
+	case Request::reset_owner:
+	case Request::reset_device:
+		vhost_user::expect_empty(m);
+		ctx_.log(m.name() + ": resetting the device");
+		reset(m.req() == Request::reset_device && owned_);
+		return std::nullopt;
+	case Request::set_mem_table:
+		require_owner(m);
+		set_mem_table(m);
+		return std::nullopt;
+	case Request::set_vring_num: {
+		require_owner(m);
+		auto s = vhost_user::parse_vring_state(m);
+		Ring &r = ring(m, s.index);
+		if (r.started)
+			throw SessionError("SET_VRING_NUM: vq " + std::to_string(s.index) +
+					   " is running");
+		if (s.num == 0 || s.num > 32768 || (s.num & (s.num - 1)))
+			throw SessionError("SET_VRING_NUM: size " + std::to_string(s.num) +
+					   " is not a power of 2 up to 32768");
+		dev_->set_vring_num(s.index, s.num);
+		r.num = s.num;
+		return std::nullopt;
+	}
+	case Request::set_vring_base: {
+		require_owner(m);
+		auto s = vhost_user::parse_vring_state(m);
+		Ring &r = ring(m, s.index);
+		if (r.started)
+			throw SessionError("SET_VRING_BASE: vq " + std::to_string(s.index) +
+					   " is running");
+		dev_->set_vring_base(s.index, s.num);
+		return std::nullopt;
+	}
+	case Request::set_vring_addr: {
+		require_owner(m);
+		auto a = vhost_user::parse_vring_addr(m);
+		Ring &r = ring(m, a.index);
+		if (a.flags & vhost_user::vring_addr_f_log)
+			throw SessionError("SET_VRING_ADDR: dirty logging was never offered");
+		if (mem_.empty())
+			throw SessionError("SET_VRING_ADDR before SET_MEM_TABLE");
+		Ring next = r;
+		next.addr = a;
+		set_kernel_addr(a.index, next);
+		r.addr = a;
+		r.addr_set = true;
+		return std::nullopt;
+	}
+	case Request::set_vring_kick: {
+		require_owner(m);
+		auto f = vhost_user::parse_vring_file(m);
+		Ring &r = ring(m, f.index);
+		if (!f.has_fd)
+			throw SessionError("SET_VRING_KICK: vq " + std::to_string(f.index) +
+					   " without an eventfd (polling is not supported)");
+		// The kernel takes its own reference; ours closes with m.
+		dev_->set_vring_kick(f.index, m.fds[0].get());
+		r.kick_set = true;
+		maybe_start(f.index);
+		return std::nullopt;
+	}
+	case Request::set_vring_call:
+	case Request::set_vring_err: {
+		require_owner(m);
+		auto f = vhost_user::parse_vring_file(m);
+		ring(m, f.index);
+		int fd = f.has_fd ? m.fds[0].get() : -1;
+		if (m.req() == Request::set_vring_call)
+			dev_->set_vring_call(f.index, fd);
+		else
+			dev_->set_vring_err(f.index, fd);
+		return std::nullopt;
+	}
+	case Request::set_vring_enable: {
+		require_owner(m);
+		auto s = vhost_user::parse_vring_state(m);
+		Ring &r = ring(m, s.index);
+		if (s.num > 1)
+			throw SessionError("SET_VRING_ENABLE: value " + std::to_string(s.num));
+		r.enabled = s.num == 1;
+		if (r.enabled)
+			maybe_start(s.index);
+		else
+			stop_ring(s.index);
+		return std::nullopt;
+	}
+	case Request::get_vring_base: {
+		require_owner(m);
+		auto s = vhost_user::parse_vring_state(m);
+		Ring &r = ring(m, s.index);
+		// Detaching drains: every request taken is in the used ring
+		// before the base is read, so none is lost.
+		stop_ring(s.index);
+		r.kick_set = false;
+		unsigned base = dev_->get_vring_base(s.index);
+		return vhost_user::reply_vring_state(m, { s.index, base });
+	}
+	case Request::get_config:
+		return get_config(m);
+	case Request::set_config:
+		set_config(m);
+		return std::nullopt;
+	default:
+		throw SessionError(m.name() + ": not supported");
+	}
+}
+
+} // namespace bridge

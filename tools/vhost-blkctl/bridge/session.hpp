@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+// The vhost-user protocol state of one frontend connection, mapped onto a
+// kernel device.  One Session per connection; destroying it stops every
+// ring (draining in-flight requests) and closes the device, so the next
+// connection starts from a clean device.
+#pragma once
+
+#include "bridge/config.hpp"
+#include "bridge/memory.hpp"
+#include "bridge/workers.hpp"
+#include "device/backend.hpp"
+#include "device/device.hpp"
+#include "vhost_user/message.hpp"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bridge {
+
+// A request that is out of order or names something invalid (a ring index
+// out of range, an address outside the memory table): the connection ends.
+class SessionError : public std::runtime_error {
+public:
+	using std::runtime_error::runtime_error;
+};
+
+// A request refused without ending the connection (NACKed when the
+// frontend asked for a reply).
+class Rejected : public std::runtime_error {
+public:
+	using std::runtime_error::runtime_error;
+};
+
+using Logger = std::function<void(const std::string &)>;
+
+// What a session needs from its disk; owned by the disk, outlives sessions.
+struct DiskContext {
+	int backend_fd = -1;
+	device::BackendInfo info;
+	DiskParams params;
+	std::string serial;
+	uint64_t offered_features = 0;	// without VHOST_USER_F_PROTOCOL_FEATURES
+	const WorkerPlan *plan = nullptr;
+	Logger log;
+};
+
+class Session {
+public:
+	static constexpr uint64_t offered_protocol_features =
+		(1ull << vhost_user::pf_mq) | (1ull << vhost_user::pf_reply_ack) |
+		(1ull << vhost_user::pf_config);
+
+	// Opens the session's device with `factory` (again on reset).
+	Session(const DiskContext &ctx, device::DeviceFactory factory);
+	~Session();
+	Session(const Session &) = delete;
+	Session &operator=(const Session &) = delete;
+
+	// Handles one request; returns the reply to send, if any.  Throws
+	// vhost_user::ProtocolError / SessionError / TranslationError (end
+	// the connection), Rejected (refused, connection continues) and
+	// vblk::SysError (the kernel refused).
+	std::optional<vhost_user::Message> handle(vhost_user::Message &m);
+
+	// Whether a failed `m` can be reported with a REPLY_ACK NACK.
+	bool can_nack(const vhost_user::Message &m) const noexcept;
+
+	// Detaches every started ring (each returns after draining).  Never
+	// throws; failures are logged.
+	void stop() noexcept;
+
+	bool owned() const noexcept { return owned_; }
+	uint64_t acked_features() const noexcept { return features_; }
+	bool ring_started(unsigned i) const noexcept { return i < rings_.size() && rings_[i].started; }
+	device::Device &dev() noexcept { return *dev_; }
+	const WorkerSet &workers() const noexcept { return workers_; }
+	// Applies a worker plan now (when owned; otherwise at SET_OWNER).
+	void apply_workers(const WorkerPlan &plan);
+
+private:
+	struct Ring {
+		unsigned num = 0;
+		bool addr_set = false;
+		vhost_user::VringAddr addr{};	// frontend addresses
+		bool kick_set = false;
+		bool enabled = true;
+		bool started = false;
+	};
+
+	std::optional<vhost_user::Message> dispatch(vhost_user::Message &m);
+	void require_owner(const vhost_user::Message &m) const;
+	Ring &ring(const vhost_user::Message &m, uint32_t index);
+	unsigned index_of(const Ring &r) const;
+	void set_kernel_addr(unsigned index, const Ring &r);
+	void maybe_start(unsigned index);
+	void stop_ring(unsigned index);
+	void reset(bool keep_owner);
+	void take_ownership();
+
+	void set_features(uint64_t f);
+	void set_mem_table(vhost_user::Message &m);
+	std::optional<vhost_user::Message> get_config(const vhost_user::Message &m);
+	void set_config(const vhost_user::Message &m);
+
+	const DiskContext &ctx_;
+	std::unique_ptr<device::Device> dev_;
+	bool owned_ = false;
+	bool features_set_ = false;
+	uint64_t features_ = 0;
+	uint64_t protocol_features_ = 0;
+	bool wce_;
+	MemoryTable mem_;
+	std::vector<Ring> rings_;
+	WorkerSet workers_;
+	device::DeviceFactory factory_;
+};
+
+} // namespace bridge

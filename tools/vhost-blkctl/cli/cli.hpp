@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+// vhost-blkctl's command line: one options struct per subcommand, one
+// setup_x()/run_x() pair per file (CLI11's subcom_in_files layout).  The
+// CLI only parses, calls the layers below and prints.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <stdexcept>
+#include <string>
+
+namespace cli {
+
+// Exit codes (documented in vhost-blkctl(8)).
+enum ExitCode : int {
+	exit_ok = 0,
+	exit_failure = 1,	// anything unexpected
+	exit_usage = 2,		// bad command line
+	exit_not_running = 3,	// no such disk / its daemon is not running
+	exit_kernel = 4,	// /dev/vhost-blk missing or an ioctl failed
+	exit_rejected = 5,	// the daemon refused the request
+	exit_no_answer = 6,	// the daemon did not answer
+	exit_backend = 7,	// the backing block device cannot be used
+};
+
+// An error that ends the command: one line on stderr, this exit code.
+class CliError : public std::runtime_error {
+public:
+	CliError(int code, const std::string &msg) : std::runtime_error(msg), code_(code) {}
+	int code() const noexcept { return code_; }
+
+private:
+	int code_;
+};
+
+struct GlobalOptions {
+	std::string run_dir;	// resolved with control::resolve_run_dir()
+};
+
+struct ServeOptions {
+	std::string backend;
+	std::string socket;
+	std::string name;	// default: the socket's file name without extension
+	std::string serial;	// default: the name
+	std::string device = "/dev/vhost-blk";
+	unsigned queues = 1;
+	unsigned workers = 0;	// 0: one worker (policy single)
+	bool worker_per_vq = false;
+	std::string map;	// VQ:WORKER,...
+	bool read_only = false;
+};
+
+struct ListOptions {
+	bool json = false;
+};
+
+struct StatusOptions {
+	std::string name;
+	bool json = false;
+};
+
+struct WorkersOptions {
+	std::string name;
+	unsigned count = 0;
+	bool json = false;
+};
+
+struct AssignOptions {
+	std::string name;
+	int vq = -1;
+	int worker = -1;
+	std::string policy;
+	bool json = false;
+};
+
+struct InfoOptions {
+	std::string device = "/dev/vhost-blk";
+	bool json = false;
+};
+
+struct Options {
+	GlobalOptions global;
+	std::string command;	// the subcommand that was parsed
+	ServeOptions serve;
+	ListOptions list;
+	StatusOptions status;
+	WorkersOptions workers;
+	AssignOptions assign;
+	InfoOptions info;
+};
+
+void setup_serve(CLI::App &app, Options &o);
+void setup_list(CLI::App &app, Options &o);
+void setup_status(CLI::App &app, Options &o);
+void setup_workers(CLI::App &app, Options &o);
+void setup_assign(CLI::App &app, Options &o);
+void setup_info(CLI::App &app, Options &o);
+// The whole command line: global options and every subcommand.
+void setup_cli(CLI::App &app, Options &o);
+
+int run_serve(const Options &o);
+int run_list(const Options &o);
+int run_status(const Options &o);
+int run_workers(const Options &o);
+int run_assign(const Options &o);
+int run_info(const Options &o);
+// Runs o.command; throws CliError.
+int run_command(const Options &o);
+
+// Parses and runs; prints one error line and returns an ExitCode.
+int main_entry(int argc, char **argv);
+
+} // namespace cli

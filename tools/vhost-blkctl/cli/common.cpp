@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "cli/common.hpp"
+
+#include "control/client.hpp"
+#include "control/json.hpp"
+#include "control/rundir.hpp"
+#include "device/module_info.hpp"
+
+#include <cstdio>
+#include <iomanip>
+#include <sys/stat.h>
+
+namespace cli {
+
+control::DiskStatus call_disk(const std::string &run_dir, const std::string &name,
+			      const nlohmann::json &req)
+{
+	if (!control::valid_name(name))
+		throw CliError(exit_usage, "invalid disk name '" + name + "'");
+	std::string path = control::socket_path(run_dir, name);
+	struct stat st;
+	if (::stat(path.c_str(), &st) != 0)
+		throw CliError(exit_not_running, "no disk named '" + name + "' in " + run_dir);
+	nlohmann::json reply;
+	try {
+		reply = control::request(path, req);
+	} catch (const control::ClientError &e) {
+		if (e.kind() == control::ClientError::Kind::not_running)
+			throw CliError(exit_not_running,
+				       "disk '" + name + "' is not running (" + e.what() + ")");
+		throw CliError(exit_no_answer, e.what());
+	}
+	if (!reply.is_object() || !reply.contains("ok"))
+		throw CliError(exit_no_answer, "disk '" + name + "': malformed answer");
+	if (!reply["ok"].get<bool>()) {
+		std::string code = reply.value("code", "");
+		std::string msg = reply.value("error", "request refused");
+		throw CliError(code == "device-error" ? exit_kernel : exit_rejected,
+			       "disk '" + name + "': " + msg);
+	}
+	try {
+		return reply.at("status").get<control::DiskStatus>();
+	} catch (const nlohmann::json::exception &e) {
+		throw CliError(exit_no_answer, "disk '" + name + "': malformed status: " + e.what());
+	}
+}
+
+std::string human_bytes(uint64_t n)
+{
+	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = static_cast<double>(n);
+	unsigned u = 0;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	char buf[32];
+	if (u == 0)
+		std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
+	else
+		std::snprintf(buf, sizeof(buf), "%.1f %s", v, units[u]);
+	return buf;
+}
+
+void print_status(std::ostream &os, const control::DiskStatus &s)
+{
+	os << "disk " << s.name << " (pid " << s.pid << ")\n"
+	   << "  backend   " << s.backend << ", " << human_bytes(s.size_bytes) << ", "
+	   << s.block_size << "-byte blocks" << (s.read_only ? ", read-only" : "") << "\n"
+	   << "  socket    " << s.socket << "\n"
+	   << "  serial    " << s.serial << "\n"
+	   << "  frontend  " << (s.connected ? "connected" : "none") << " (" << s.connections
+	   << " connection" << (s.connections == 1 ? "" : "s") << " so far)\n";
+	if (s.connected) {
+		os << "  features ";
+		for (const auto &n : device::feature_names(s.features))
+			os << " " << n;
+		os << "\n";
+	}
+	os << "  queues    " << s.queues << "\n"
+	   << "  workers   " << s.workers.size() << " (" << s.policy << ")\n\n";
+	os << std::left << "  " << std::setw(8) << "WORKER" << std::setw(11) << "KERNEL-ID"
+	   << "VQS\n";
+	for (const auto &w : s.workers) {
+		os << "  " << std::setw(8) << w.index << std::setw(11)
+		   << (w.kernel_id < 0 ? std::string("-") : std::to_string(w.kernel_id));
+		for (size_t i = 0; i < w.vqs.size(); i++)
+			os << (i ? "," : "") << w.vqs[i];
+		os << "\n";
+	}
+	os << "\n  " << std::setw(4) << "VQ" << std::setw(8) << "WORKER" << std::setw(9)
+	   << "STARTED" << std::setw(9) << "INFLIGHT" << std::right << std::setw(10) << "READS"
+	   << std::setw(10) << "WRITES" << std::setw(9) << "FLUSHES" << std::setw(8) << "OTHER"
+	   << std::setw(12) << "READ" << std::setw(12) << "WRITTEN" << std::setw(8) << "ERRORS"
+	   << "\n";
+	for (const auto &v : s.vqs) {
+		uint64_t other = v.total_requests() - v.requests[0] - v.requests[1] - v.requests[2];
+		os << "  " << std::left << std::setw(4) << v.index << std::setw(8)
+		   << (v.worker < 0 ? std::string("-") : std::to_string(v.worker)) << std::setw(9)
+		   << (v.started ? "yes" : "no") << std::setw(9) << v.inflight << std::right
+		   << std::setw(10) << v.requests[0] << std::setw(10) << v.requests[1]
+		   << std::setw(9) << v.requests[2] << std::setw(8) << other << std::setw(12)
+		   << human_bytes(v.bytes[0]) << std::setw(12) << human_bytes(v.bytes[1])
+		   << std::setw(8) << v.status_ioerr + v.malformed << "\n";
+	}
+}
+
+} // namespace cli

@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "cli/cli.hpp"
+
+int main(int argc, char **argv)
+{
+	return cli::main_entry(argc, argv);
+}

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+// vhost-blkctl serve: a vhost-user-blk backend whose data path is
+// /dev/vhost-blk.
+#include "cli/cli.hpp"
+
+#include "bridge/daemon.hpp"
+#include "common/unix_socket.hpp"
+#include "bridge/disk.hpp"
+#include "control/rundir.hpp"
+#include "control/server.hpp"
+#include "device/kernel_device.hpp"
+#include "device/module_info.hpp"
+
+#include <vblk/error.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <sys/signalfd.h>
+
+namespace cli {
+
+void setup_serve(CLI::App &app, Options &o)
+{
+	auto &s = o.serve;
+	auto *sub = app.add_subcommand("serve", "Serve a block device to a vhost-user-blk frontend "
+						"(QEMU) through /dev/vhost-blk");
+	sub->add_option("--backend", s.backend, "Block device to serve")
+		->required()
+		->check(CLI::ExistingPath);
+	sub->add_option("--socket", s.socket, "vhost-user socket to listen on")->required();
+	sub->add_option("--name", s.name, "Disk name for the admin commands "
+					  "(default: the socket's file name)");
+	sub->add_option("--serial", s.serial, "Serial the guest reads (up to 20 bytes; "
+					      "default: the name)")
+		->check([](const std::string &v) {
+			return v.size() > 20 ? std::string("at most 20 bytes") : std::string();
+		});
+	sub->add_option("--queues", s.queues, "Virtqueues (default 1)")
+		->check(CLI::Range(1, 256));
+	auto *w = sub->add_option("--workers", s.workers,
+				  "vhost workers, virtqueues spread round-robin")
+			  ->check(CLI::Range(1, 256));
+	auto *pv = sub->add_flag("--worker-per-vq", s.worker_per_vq, "One worker per virtqueue");
+	w->excludes(pv);
+	sub->add_option("--map", s.map, "Explicit assignments VQ:WORKER,... (after the policy)");
+	sub->add_flag("--read-only", s.read_only, "Offer a read-only disk");
+	sub->add_option("--device", s.device, "vhost-blk device node")
+		->capture_default_str()
+		->group("Advanced");
+	sub->callback([&o] { o.command = "serve"; });
+}
+
+namespace {
+
+std::string default_name(const std::string &socket)
+{
+	return std::filesystem::path(socket).stem().string();
+}
+
+vblk::UniqueFd stop_signals()
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	::sigprocmask(SIG_BLOCK, &set, nullptr);
+	::signal(SIGPIPE, SIG_IGN);
+	return vblk::UniqueFd(static_cast<int>(
+		vblk::check(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd")));
+}
+
+} // namespace
+
+int run_serve(const Options &o)
+{
+	const ServeOptions &s = o.serve;
+	std::string name = s.name.empty() ? default_name(s.socket) : s.name;
+	if (!control::valid_name(name))
+		throw CliError(exit_usage, "invalid disk name '" + name +
+						   "' (letters, digits, '.', '_', '-'; use --name)");
+	std::string serial = s.serial.empty() ? name.substr(0, 20) : s.serial;
+	auto log = [name](const std::string &msg) {
+		std::cerr << "vhost-blkctl[" << name << "]: " << msg << std::endl;
+	};
+
+	bridge::WorkerPlan plan;
+	try {
+		if (s.worker_per_vq)
+			plan = bridge::WorkerPlan::per_vq(s.queues);
+		else if (s.workers)
+			plan = bridge::WorkerPlan::round_robin(s.queues, s.workers);
+		else
+			plan = bridge::WorkerPlan::single(s.queues);
+		if (!s.map.empty())
+			plan.assign_list(s.map);
+	} catch (const std::invalid_argument &e) {
+		throw CliError(exit_usage, e.what());
+	}
+	int maxq = device::module_max_queues();
+	if (maxq > 0 && s.queues > static_cast<unsigned>(maxq))
+		throw CliError(exit_usage, "--queues " + std::to_string(s.queues) +
+						   " exceeds the module's max_queues=" +
+						   std::to_string(maxq));
+
+	std::optional<device::Backend> backend;
+	try {
+		backend.emplace(device::Backend::open(s.backend, s.read_only));
+	} catch (const vblk::SysError &e) {
+		throw CliError(exit_backend, e.what());
+	}
+	uint64_t kfeatures;
+	try {
+		kfeatures = device::KernelDevice(s.device).get_features();
+	} catch (const vblk::SysError &e) {
+		throw CliError(exit_kernel, e.what());
+	}
+
+	std::string run_dir = control::resolve_run_dir(o.global.run_dir);
+	bridge::DiskOptions dopts{ name, s.socket, serial, { s.queues, s.read_only }, plan };
+	std::string devpath = s.device;
+	bridge::Disk disk(std::move(dopts), std::move(*backend), kfeatures,
+			  [devpath] { return std::make_unique<device::KernelDevice>(devpath); }, log);
+
+	vblk::UniqueFd sig = stop_signals();
+	vblk::UniqueFd listen;
+	std::optional<control::Server> ctl;
+	try {
+		listen = common::listen_unix(s.socket, 0660);
+		control::make_run_dir(run_dir);
+		ctl.emplace(control::socket_path(run_dir, name), disk);
+	} catch (const vblk::SysError &e) {
+		throw CliError(exit_failure, e.what());
+	}
+	bridge::Daemon daemon(disk, std::move(listen), log);
+	daemon.add_source({ ctl->fd(), [&ctl] { ctl->on_readable(); } });
+	log("serving " + s.backend + " on " + s.socket + " (" + std::to_string(s.queues) +
+	    " queue(s), " + plan.policy + ", control " + ctl->path() + ")");
+	daemon.run(sig.get());
+	::unlink(s.socket.c_str());
+	log("stopped");
+	return exit_ok;
+}
+
+} // namespace cli

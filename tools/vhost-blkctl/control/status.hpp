@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+// What a running disk reports, and the operations an admin can apply to
+// it.  The daemon fills these structs; the JSON (json.hpp) and the CLI's
+// tables are both made from them.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace control {
+
+struct VqStatus {
+	static constexpr unsigned nr_types = 8;
+	unsigned index = 0;
+	int worker = -1;		// logical worker, -1: not connected
+	int64_t worker_id = -1;		// kernel worker id, -1: none
+	bool started = false;		// the bridge attached the backend
+	bool attached = false;		// what the kernel says
+	uint32_t inflight = 0;
+	uint64_t requests[nr_types] = {};
+	uint64_t bytes[nr_types] = {};
+	uint64_t status_ok = 0, status_ioerr = 0, status_unsupp = 0;
+	uint64_t bounced = 0, malformed = 0, batches = 0;
+
+	uint64_t total_requests() const noexcept;
+};
+
+struct WorkerStatus {
+	unsigned index = 0;
+	int64_t kernel_id = -1;		// -1: not connected
+	std::vector<unsigned> vqs;
+};
+
+struct DiskStatus {
+	std::string name;
+	int pid = 0;
+	std::string backend;
+	std::string socket;
+	std::string serial;
+	uint64_t size_bytes = 0;
+	uint32_t block_size = 512;
+	unsigned queues = 1;
+	bool read_only = false;
+	bool connected = false;		// a frontend owns the device
+	uint64_t connections = 0;	// accepted since start
+	uint64_t features = 0;		// negotiated virtio features
+	std::string policy;
+	std::vector<WorkerStatus> workers;
+	std::vector<VqStatus> vqs;
+};
+
+// A control request the daemon refused.  code is one of "invalid-argument",
+// "device-error", "unknown-command", "bad-request".
+class RequestError : public std::runtime_error {
+public:
+	RequestError(std::string code, const std::string &msg)
+		: std::runtime_error(msg), code_(std::move(code))
+	{
+	}
+	const std::string &code() const noexcept { return code_; }
+
+private:
+	std::string code_;
+};
+
+// Implemented by the daemon's disk; called by the control server.
+class Service {
+public:
+	virtual ~Service() = default;
+	virtual DiskStatus status() = 0;
+	virtual void set_workers(unsigned count) = 0;
+	virtual void assign(unsigned vq, unsigned worker) = 0;
+	virtual void set_policy(const std::string &policy) = 0;
+};
+
+} // namespace control

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0
+// The block device a disk is served from: its open fd and the properties
+// the virtio-blk config space is built from.
+#pragma once
+
+#include <vblk/fd.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace device {
+
+struct BackendInfo {
+	uint64_t size_bytes = 0;
+	uint32_t logical_block_size = 512;
+	uint32_t physical_block_size = 512;
+	uint32_t min_io_size = 512;		// bytes
+	uint32_t opt_io_size = 0;		// bytes, 0: none
+	uint32_t alignment_offset = 0;		// bytes
+	uint64_t discard_max_bytes = 0;		// 0: no discard
+	uint32_t discard_granularity = 0;	// bytes
+	uint64_t write_zeroes_max_bytes = 0;	// 0: emulated by the block layer
+	bool read_only = false;			// the device itself is read-only
+	bool write_cache = true;		// volatile write cache ("write back")
+};
+
+class Backend {
+public:
+	// Opens `path` (O_RDWR, or O_RDONLY when read_only) and reads its
+	// properties.  Throws vblk::SysError; ENOTBLK if it is not a block
+	// device, EROFS if it is read-only and read_only was not asked for.
+	static Backend open(const std::string &path, bool read_only);
+
+	Backend(std::string path, vblk::UniqueFd fd, BackendInfo info)
+		: path_(std::move(path)), fd_(std::move(fd)), info_(info)
+	{
+	}
+
+	const std::string &path() const noexcept { return path_; }
+	int fd() const noexcept { return fd_.get(); }
+	const BackendInfo &info() const noexcept { return info_; }
+
+private:
+	std::string path_;
+	vblk::UniqueFd fd_;
+	BackendInfo info_;
+};
+
+} // namespace device

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+// The kernel device as the bridge sees it: one abstract interface, so the
+// vhost-user state machine can be driven against a fake in tests.  Knows
+// nothing of sockets.
+#pragma once
+
+#include <vblk/vhost_device.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+
+namespace device {
+
+using vblk::MemRegion;
+using vblk::VringAddr;
+
+// Counters of one virtqueue (VHOST_BLK_GET_VRING_STATS).
+struct RingStats {
+	static constexpr unsigned nr_types = 8;
+	uint32_t worker_id = ~0u;	// ~0u: none
+	bool attached = false;
+	uint32_t inflight = 0;
+	uint64_t requests[nr_types] = {};
+	uint64_t bytes[nr_types] = {};
+	uint64_t status_ok = 0, status_ioerr = 0, status_unsupp = 0;
+	uint64_t bounced = 0, malformed = 0, batches = 0;
+};
+// "in", "out", "flush", "get_id", "discard", "write_zeroes",
+// "secure_erase", "other": the index of each in RingStats::requests.
+extern const char *const stat_type_names[RingStats::nr_types];
+
+// All methods throw vblk::SysError on failure.
+class Device {
+public:
+	virtual ~Device() = default;
+
+	virtual uint64_t get_features() = 0;
+	virtual void set_owner() = 0;
+	virtual void set_features(uint64_t features) = 0;
+	virtual void set_mem_table(std::span<const MemRegion> regions) = 0;
+	virtual void set_vring_num(unsigned index, unsigned num) = 0;
+	virtual void set_vring_base(unsigned index, unsigned base) = 0;
+	virtual unsigned get_vring_base(unsigned index) = 0;
+	virtual void set_vring_addr(unsigned index, const VringAddr &addr) = 0;
+	virtual void set_vring_kick(unsigned index, int fd) = 0;
+	virtual void set_vring_call(unsigned index, int fd) = 0;
+	virtual void set_vring_err(unsigned index, int fd) = 0;
+	// Attaches the block device to ring `index`.
+	virtual void attach_ring(unsigned index, int backend_fd) = 0;
+	// Detaches ring `index`; returns once its in-flight requests are in
+	// the used ring.
+	virtual void detach_ring(unsigned index) = 0;
+	virtual void set_serial(std::string_view serial) = 0;
+	virtual RingStats ring_stats(unsigned index) = 0;
+	virtual unsigned new_worker() = 0;
+	virtual void free_worker(unsigned worker_id) = 0;
+	virtual void attach_vring_worker(unsigned index, unsigned worker_id) = 0;
+	virtual unsigned get_vring_worker(unsigned index) = 0;
+};
+
+// Opens a fresh device (one per vhost-user connection).
+using DeviceFactory = std::function<std::unique_ptr<Device>()>;
+
+} // namespace device
