@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+// Command-line parsing and the exit codes of the error paths.
+#include "cli/cli.hpp"
+#include "cli/common.hpp"
+#include "control/json.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <sstream>
+
+using namespace cli;
+
+namespace {
+
+// Parses `args` (without the program name) into fresh Options.
+Options parse(std::vector<std::string> args)
+{
+	CLI::App app{ "vhost-blkctl" };
+	Options o;
+	setup_cli(app, o);
+	std::reverse(args.begin(), args.end());
+	app.parse(args);
+	return o;
+}
+
+int run_main(std::vector<std::string> args)
+{
+	std::vector<char *> argv;
+	std::string prog = "vhost-blkctl";
+	argv.push_back(prog.data());
+	for (auto &a : args)
+		argv.push_back(a.data());
+	return main_entry(static_cast<int>(argv.size()), argv.data());
+}
+
+} // namespace
+
+TEST(Cli, serve_options)
+{
+	auto o = parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a.sock", "--queues",
+			 "4", "--workers", "2", "--map", "0:1", "--read-only", "--serial", "S1",
+			 "--name", "disk" });
+	EXPECT_EQ(o.command, "serve");
+	EXPECT_EQ(o.serve.backend, "/dev/null");
+	EXPECT_EQ(o.serve.socket, "/tmp/a.sock");
+	EXPECT_EQ(o.serve.queues, 4u);
+	EXPECT_EQ(o.serve.workers, 2u);
+	EXPECT_EQ(o.serve.map, "0:1");
+	EXPECT_TRUE(o.serve.read_only);
+	EXPECT_EQ(o.serve.serial, "S1");
+	EXPECT_EQ(o.serve.name, "disk");
+	EXPECT_EQ(o.serve.device, "/dev/vhost-blk");
+}
+
+TEST(Cli, serve_needs_backend_and_socket)
+{
+	EXPECT_THROW(parse({ "serve", "--socket", "/tmp/a.sock" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "serve", "--backend", "/nonexistent/x", "--socket", "/tmp/a" }),
+		     CLI::ParseError);
+}
+
+TEST(Cli, serve_workers_and_worker_per_vq_exclude_each_other)
+{
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a", "--workers",
+			     "2", "--worker-per-vq" }),
+		     CLI::ParseError);
+	EXPECT_TRUE(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a",
+			    "--worker-per-vq" })
+			    .serve.worker_per_vq);
+}
+
+TEST(Cli, serve_ranges_and_serial_length)
+{
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null", "--socket", "/a", "--queues", "0" }),
+		     CLI::ParseError);
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null", "--socket", "/a", "--queues",
+			     "257" }),
+		     CLI::ParseError);
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null", "--socket", "/a", "--serial",
+			     "123456789012345678901" }),
+		     CLI::ParseError);
+}
+
+TEST(Cli, reporting_commands_take_json)
+{
+	EXPECT_TRUE(parse({ "list", "--json" }).list.json);
+	EXPECT_TRUE(parse({ "status", "d", "--json" }).status.json);
+	EXPECT_TRUE(parse({ "workers", "d", "--count", "2", "--json" }).workers.json);
+	EXPECT_TRUE(parse({ "assign", "d", "--policy", "single", "--json" }).assign.json);
+	EXPECT_TRUE(parse({ "info", "--json" }).info.json);
+	EXPECT_FALSE(parse({ "list" }).list.json);
+}
+
+TEST(Cli, run_dir_before_or_after_the_subcommand)
+{
+	EXPECT_EQ(parse({ "--run-dir", "/tmp/r", "list" }).global.run_dir, "/tmp/r");
+	EXPECT_EQ(parse({ "list", "--run-dir", "/tmp/r" }).global.run_dir, "/tmp/r");
+}
+
+TEST(Cli, status_and_workers_need_a_name_and_count)
+{
+	EXPECT_THROW(parse({ "status" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "workers", "d" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "workers", "d", "--count", "0" }), CLI::ParseError);
+	auto o = parse({ "workers", "d", "--count", "3" });
+	EXPECT_EQ(o.workers.name, "d");
+	EXPECT_EQ(o.workers.count, 3u);
+}
+
+TEST(Cli, assign_is_vq_with_worker_or_a_policy)
+{
+	auto o = parse({ "assign", "d", "--vq", "1", "--worker", "0" });
+	EXPECT_EQ(o.assign.vq, 1);
+	EXPECT_EQ(o.assign.worker, 0);
+	EXPECT_EQ(parse({ "assign", "d", "--policy", "round-robin:3" }).assign.policy,
+		  "round-robin:3");
+	EXPECT_THROW(parse({ "assign", "d" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "assign", "d", "--vq", "1" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "assign", "d", "--worker", "1" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "assign", "d", "--vq", "1", "--worker", "0", "--policy", "single" }),
+		     CLI::ParseError);
+	EXPECT_THROW(parse({ "assign", "d", "--policy", "fastest" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "assign", "d", "--policy", "round-robin:x" }), CLI::ParseError);
+	EXPECT_THROW(parse({ "assign", "d", "--vq", "-1", "--worker", "0" }), CLI::ParseError);
+}
+
+TEST(Cli, a_subcommand_is_required)
+{
+	EXPECT_THROW(parse({}), CLI::ParseError);
+	EXPECT_THROW(parse({ "frobnicate" }), CLI::ParseError);
+}
+
+TEST(ExitCodes, usage_errors_are_2)
+{
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "assign", "d" }), exit_usage);
+	EXPECT_EQ(run_main({ "bogus" }), exit_usage);
+	std::string err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("vhost-blkctl: "), std::string::npos);
+}
+
+TEST(ExitCodes, unknown_disk_is_3_with_one_line)
+{
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "--run-dir", "/nonexistent-dir", "status", "nope" }), exit_not_running);
+	std::string err = testing::internal::GetCapturedStderr();
+	EXPECT_EQ(err, "vhost-blkctl: no disk named 'nope' in /nonexistent-dir\n");
+}
+
+TEST(ExitCodes, backend_that_is_not_a_block_device_is_7)
+{
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "serve", "--backend", "/dev/null", "--socket", "/tmp/x.sock" }),
+		  exit_backend);
+	std::string err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("Block device required"), std::string::npos);
+}
+
+TEST(ExitCodes, bad_map_is_a_usage_error)
+{
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "serve", "--backend", "/dev/null", "--socket", "/tmp/x.sock",
+			     "--queues", "2", "--map", "5:0" }),
+		  exit_usage);
+	testing::internal::GetCapturedStderr();
+}
+
+TEST(ExitCodes, list_of_an_empty_run_dir_is_ok_and_valid_json)
+{
+	testing::internal::CaptureStdout();
+	EXPECT_EQ(run_main({ "--run-dir", "/nonexistent-dir", "list", "--json" }), exit_ok);
+	auto out = testing::internal::GetCapturedStdout();
+	EXPECT_EQ(nlohmann::json::parse(out), nlohmann::json::array());
+}
+
+TEST(Output, human_status_shows_the_map_and_counters)
+{
+	control::DiskStatus s;
+	s.name = "d0";
+	s.queues = 2;
+	s.policy = "per-vq";
+	s.workers = { { 0, 5, { 0 } }, { 1, 6, { 1 } } };
+	control::VqStatus v0, v1;
+	v1.index = 1;
+	v1.worker = 1;
+	v1.requests[1] = 1234;
+	s.vqs = { v0, v1 };
+	std::ostringstream os;
+	print_status(os, s);
+	auto out = os.str();
+	EXPECT_NE(out.find("workers   2 (per-vq)"), std::string::npos) << out;
+	EXPECT_NE(out.find("1234"), std::string::npos) << out;
+	EXPECT_EQ(human_bytes(1536), "1.5 KiB");
+	EXPECT_EQ(human_bytes(100), "100 B");
+}

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+// The control protocol: JSON shape, request handling, the socket.
+#include "common/unix_socket.hpp"
+#include "control/client.hpp"
+#include "control/json.hpp"
+#include "control/rundir.hpp"
+#include "control/server.hpp"
+
+#include <vblk/error.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+#include <unistd.h>
+
+using namespace control;
+using nlohmann::json;
+
+namespace {
+
+DiskStatus sample()
+{
+	DiskStatus d;
+	d.name = "vm1-root";
+	d.pid = 1234;
+	d.backend = "/dev/nullb0";
+	d.socket = "/run/vm1.sock";
+	d.serial = "SER";
+	d.size_bytes = 1ull << 30;
+	d.queues = 2;
+	d.connected = true;
+	d.connections = 3;
+	d.features = 0x130000000ull;
+	d.policy = "round-robin:2";
+	d.workers = { { 0, 7, { 0 } }, { 1, 8, { 1 } } };
+	VqStatus v;
+	v.index = 1;
+	v.worker = 1;
+	v.worker_id = 8;
+	v.started = v.attached = true;
+	v.inflight = 3;
+	v.requests[0] = 100;
+	v.requests[3] = 1;
+	v.bytes[0] = 409600;
+	v.status_ok = 101;
+	v.batches = 50;
+	d.vqs = { VqStatus{}, v };
+	return d;
+}
+
+struct FakeService : Service {
+	DiskStatus s = sample();
+	std::vector<std::string> calls;
+	DiskStatus status() override { return s; }
+	void set_workers(unsigned n) override
+	{
+		if (n > 2)
+			throw RequestError("invalid-argument", "worker count out of range");
+		calls.push_back("workers " + std::to_string(n));
+	}
+	void assign(unsigned vq, unsigned w) override
+	{
+		calls.push_back("assign " + std::to_string(vq) + " " + std::to_string(w));
+	}
+	void set_policy(const std::string &p) override { calls.push_back("policy " + p); }
+};
+
+struct TempDir {
+	std::string path;
+	TempDir()
+	{
+		char t[] = "/tmp/vhost-blkctl-test.XXXXXX";
+		path = ::mkdtemp(t);
+	}
+	~TempDir() { std::filesystem::remove_all(path); }
+};
+
+} // namespace
+
+TEST(Json, status_has_stable_keys)
+{
+	json j = sample();
+	for (const char *k : { "name", "pid", "backend", "socket", "serial", "size_bytes",
+			       "block_size", "queues", "read_only", "connected", "connections",
+			       "features", "policy", "workers", "vqs" })
+		EXPECT_TRUE(j.contains(k)) << k;
+	const auto &v = j["vqs"][1];
+	for (const char *k : { "index", "worker", "worker_id", "started", "attached", "inflight",
+			       "requests", "bytes", "status", "bounced", "malformed", "batches" })
+		EXPECT_TRUE(v.contains(k)) << k;
+	EXPECT_EQ(v["requests"]["in"], 100);
+	EXPECT_EQ(v["requests"]["get_id"], 1);
+	EXPECT_EQ(v["status"]["ok"], 101);
+	EXPECT_EQ(j["workers"][1]["kernel_id"], 8);
+}
+
+TEST(Json, status_round_trips)
+{
+	DiskStatus back = json(sample()).get<DiskStatus>();
+	EXPECT_EQ(json(back), json(sample()));
+}
+
+TEST(Request, status_workers_assign_policy)
+{
+	FakeService svc;
+	auto r = handle_request(svc, R"({"cmd":"status"})");
+	EXPECT_TRUE(r["ok"]);
+	EXPECT_EQ(r["status"]["name"], "vm1-root");
+	EXPECT_TRUE(handle_request(svc, R"({"cmd":"workers","count":2})")["ok"]);
+	EXPECT_TRUE(handle_request(svc, R"({"cmd":"assign","vq":1,"worker":0})")["ok"]);
+	EXPECT_TRUE(handle_request(svc, R"({"cmd":"assign","policy":"per-vq"})")["ok"]);
+	EXPECT_EQ(svc.calls, (std::vector<std::string>{ "workers 2", "assign 1 0", "policy per-vq" }));
+}
+
+TEST(Request, refusals_carry_a_code_and_a_message)
+{
+	FakeService svc;
+	auto r = handle_request(svc, R"({"cmd":"workers","count":9})");
+	EXPECT_FALSE(r["ok"]);
+	EXPECT_EQ(r["code"], "invalid-argument");
+	EXPECT_EQ(r["error"], "worker count out of range");
+}
+
+TEST(Request, malformed_requests_are_bad_request)
+{
+	FakeService svc;
+	for (const char *bad : { "", "{", "[]", "42", R"({"cmd":7})", R"({"nocmd":1})",
+				 R"({"cmd":"workers"})", R"({"cmd":"workers","count":-1})",
+				 R"({"cmd":"workers","count":"2"})", R"({"cmd":"assign","vq":1})",
+				 R"({"cmd":"assign","policy":3})",
+				 R"({"cmd":"workers","count":99999999999})" }) {
+		auto r = handle_request(svc, bad);
+		EXPECT_FALSE(r["ok"]) << bad;
+		EXPECT_EQ(r["code"], "bad-request") << bad;
+	}
+	EXPECT_TRUE(svc.calls.empty());
+}
+
+TEST(Request, unknown_command)
+{
+	FakeService svc;
+	EXPECT_EQ(handle_request(svc, R"({"cmd":"reboot"})")["code"], "unknown-command");
+}
+
+TEST(RunDir, option_then_environment_then_default)
+{
+	::unsetenv(run_dir_env);
+	EXPECT_EQ(resolve_run_dir(""), "/run/vhost-blk");
+	::setenv(run_dir_env, "/tmp/x", 1);
+	EXPECT_EQ(resolve_run_dir(""), "/tmp/x");
+	EXPECT_EQ(resolve_run_dir("/opt/y"), "/opt/y");
+	::unsetenv(run_dir_env);
+}
+
+TEST(RunDir, names)
+{
+	EXPECT_TRUE(valid_name("vm1-root_disk.0"));
+	EXPECT_FALSE(valid_name(""));
+	EXPECT_FALSE(valid_name(".hidden"));
+	EXPECT_FALSE(valid_name("a/b"));
+	EXPECT_FALSE(valid_name("a b"));
+	EXPECT_FALSE(valid_name(std::string(65, 'a')));
+}
+
+TEST(Socket, client_and_server_round_trip_and_list_finds_it)
+{
+	TempDir d;
+	FakeService svc;
+	Server srv(socket_path(d.path, "disk1"), svc);
+	std::thread t([&] { srv.on_readable(); });
+	auto r = request(socket_path(d.path, "disk1"), { { "cmd", "workers" }, { "count", 1 } });
+	t.join();
+	EXPECT_TRUE(r["ok"]);
+	EXPECT_EQ(r["status"].get<DiskStatus>().name, "vm1-root");
+	EXPECT_EQ(list_names(d.path), (std::vector<std::string>{ "disk1" }));
+}
+
+TEST(Socket, server_removes_its_socket)
+{
+	TempDir d;
+	FakeService svc;
+	{
+		Server srv(socket_path(d.path, "x"), svc);
+		EXPECT_TRUE(std::filesystem::exists(socket_path(d.path, "x")));
+	}
+	EXPECT_FALSE(std::filesystem::exists(socket_path(d.path, "x")));
+	EXPECT_TRUE(list_names(d.path).empty());
+}
+
+TEST(Socket, a_second_server_on_a_live_socket_is_refused_a_stale_one_replaced)
+{
+	TempDir d;
+	FakeService svc;
+	std::string p = socket_path(d.path, "x");
+	{
+		Server a(p, svc);
+		EXPECT_THROW(Server b(p, svc), vblk::SysError);
+	}
+	// Leave a stale socket file behind, as a crashed daemon would.
+	{
+		auto fd = common::listen_unix(p);	// closed without unlink
+	}
+	EXPECT_NO_THROW(Server c(p, svc));
+}
+
+TEST(Socket, client_to_a_missing_daemon_is_not_running)
+{
+	TempDir d;
+	try {
+		request(d.path + "/nobody.sock", { { "cmd", "status" } });
+		FAIL();
+	} catch (const ClientError &e) {
+		EXPECT_EQ(e.kind(), ClientError::Kind::not_running);
+	}
+}
+
+TEST(Socket, client_gets_no_answer_from_a_silent_daemon)
+{
+	TempDir d;
+	std::string p = d.path + "/silent.sock";
+	auto l = common::listen_unix(p);
+	try {
+		request(p, { { "cmd", "status" } }, std::chrono::milliseconds(100));
+		FAIL();
+	} catch (const ClientError &e) {
+		EXPECT_EQ(e.kind(), ClientError::Kind::no_answer);
+	}
+}

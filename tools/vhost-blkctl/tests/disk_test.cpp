@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+// A served disk over a real socketpair: bad frontends are dropped, the
+// device is reset, the next frontend gets a clean one; live control ops.
+#include "bridge/disk.hpp"
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+using namespace harness;
+
+namespace {
+
+struct DiskHarness {
+	fake::State st;
+	std::vector<std::string> log;
+	std::unique_ptr<bridge::Disk> disk;
+	int peer = -1;
+
+	DiskHarness()
+	{
+		device::BackendInfo info;
+		info.size_bytes = 1ull << 30;
+		device::Backend be("/dev/fake", vblk::UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)),
+				   info);
+		bridge::DiskOptions o{ "d0", "/tmp/d0.sock", "ser", { 2, false },
+				       bridge::WorkerPlan::single(2) };
+		disk = std::make_unique<bridge::Disk>(o, std::move(be), st.features, fake::factory(st),
+						      [this](const std::string &m) { log.push_back(m); });
+	}
+	~DiskHarness()
+	{
+		if (peer >= 0)
+			::close(peer);
+	}
+	void connect()
+	{
+		int sv[2];
+		ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		if (peer >= 0)
+			::close(peer);
+		peer = sv[0];
+		disk->on_connect(vblk::UniqueFd(sv[1]));
+	}
+	void raw(const std::vector<uint8_t> &b, std::vector<int> fds = {})
+	{
+		struct iovec iov = { const_cast<uint8_t *>(b.data()), b.size() };
+		struct msghdr mh = {};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 8)];
+		if (!fds.empty()) {
+			mh.msg_control = ctrl;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+			auto *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+			std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+		}
+		ASSERT_EQ(::sendmsg(peer, &mh, 0), static_cast<ssize_t>(b.size()));
+	}
+	// Sends `m` and lets the disk handle it.
+	void send(const Message &m)
+	{
+		std::vector<int> fds;
+		for (const auto &f : m.fds)
+			fds.push_back(f.get());
+		raw(serialize(m), fds);
+		disk->on_readable();
+	}
+	std::optional<uint64_t> read_u64()
+	{
+		uint8_t b[20];
+		if (!common_readable())
+			return std::nullopt;
+		if (::recv(peer, b, sizeof(b), MSG_WAITALL) != 20)
+			return std::nullopt;
+		uint64_t v;
+		std::memcpy(&v, b + 12, 8);
+		return v;
+	}
+	bool common_readable()
+	{
+		struct pollfd p = { peer, POLLIN, 0 };
+		return ::poll(&p, 1, 100) == 1;
+	}
+	void bring_up()
+	{
+		send(make(Request::set_owner));
+		send(u64(Request::set_features, disk->offered_features()));
+		send(mem_table());
+		send(state(Request::set_vring_num, 0, 256));
+		send(addr(0, frontend_base, frontend_base + 0x1000, frontend_base + 0x2000));
+		send(file(Request::set_vring_kick, 0));
+	}
+};
+
+} // namespace
+
+TEST(Disk, malformed_message_closes_the_connection_and_resets_the_device)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	ASSERT_TRUE(h.st.rings[0].attached);
+	h.send(make(Request::set_features, { 1, 2, 3 }));
+	EXPECT_FALSE(h.disk->connected());
+	EXPECT_FALSE(h.st.rings[0].attached);
+	EXPECT_NE(std::find_if(h.log.begin(), h.log.end(),
+			       [](auto &l) { return l.find("SET_FEATURES: payload is 3 bytes") !=
+						    std::string::npos; }),
+		  h.log.end());
+}
+
+TEST(Disk, vanishing_frontend_drains_its_rings_and_the_next_one_is_served)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	::close(h.peer);
+	h.peer = -1;
+	h.disk->on_readable();
+	EXPECT_FALSE(h.disk->connected());
+	EXPECT_FALSE(h.st.rings[0].attached);
+	int opened = h.st.opened;
+	h.connect();
+	EXPECT_EQ(h.st.opened, opened + 1);
+	h.bring_up();
+	EXPECT_TRUE(h.st.rings[0].attached);
+	EXPECT_TRUE(h.disk->status().connected);
+}
+
+TEST(Disk, oversized_header_closes_the_connection)
+{
+	DiskHarness h;
+	h.connect();
+	uint32_t hdr[3] = { 5, flag_version, 1u << 20 };
+	std::vector<uint8_t> b(12);
+	std::memcpy(b.data(), hdr, 12);
+	h.raw(b);
+	h.disk->on_readable();
+	EXPECT_FALSE(h.disk->connected());
+}
+
+TEST(Disk, kernel_error_is_nacked_when_reply_ack_was_negotiated)
+{
+	DiskHarness h;
+	h.connect();
+	h.send(u64(Request::set_protocol_features, 1ull << pf_reply_ack));
+	h.send(make(Request::set_owner));
+	h.st.fail["set_vring_num"] = EINVAL;
+	Message m = state(Request::set_vring_num, 0, 256);
+	m.flags |= flag_need_reply;
+	h.send(m);
+	EXPECT_EQ(h.read_u64(), 1u);
+	EXPECT_TRUE(h.disk->connected());
+}
+
+TEST(Disk, kernel_error_without_reply_ack_ends_the_connection)
+{
+	DiskHarness h;
+	h.connect();
+	h.send(make(Request::set_owner));
+	h.st.fail["set_vring_num"] = EINVAL;
+	h.send(state(Request::set_vring_num, 0, 256));
+	EXPECT_FALSE(h.disk->connected());
+}
+
+TEST(Disk, a_second_frontend_is_refused_while_one_is_connected)
+{
+	DiskHarness h;
+	h.connect();
+	int sv[2];
+	ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	h.disk->on_connect(vblk::UniqueFd(sv[1]));
+	char c;
+	EXPECT_EQ(::recv(sv[0], &c, 1, 0), 0);	// closed
+	::close(sv[0]);
+	EXPECT_TRUE(h.disk->connected());
+}
+
+TEST(Disk, status_reports_workers_map_and_stats)
+{
+	DiskHarness h;
+	auto idle = h.disk->status();
+	EXPECT_FALSE(idle.connected);
+	EXPECT_EQ(idle.vqs.size(), 2u);
+	EXPECT_EQ(idle.workers[0].kernel_id, -1);
+	h.connect();
+	h.bring_up();
+	auto s = h.disk->status();
+	EXPECT_TRUE(s.connected);
+	EXPECT_EQ(s.name, "d0");
+	EXPECT_EQ(s.queues, 2u);
+	ASSERT_EQ(s.workers.size(), 1u);
+	EXPECT_EQ(s.workers[0].vqs, (std::vector<unsigned>{ 0, 1 }));
+	EXPECT_TRUE(s.vqs[0].started);
+	EXPECT_EQ(s.vqs[1].requests[0], 11u);
+	EXPECT_EQ(s.vqs[0].worker, 0);
+}
+
+TEST(Disk, worker_changes_apply_live_and_bad_ones_are_refused)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	h.disk->set_workers(2);
+	EXPECT_NE(h.st.rings[0].worker, h.st.rings[1].worker);
+	h.disk->assign(1, 0);
+	EXPECT_EQ(h.st.rings[0].worker, h.st.rings[1].worker);
+	EXPECT_EQ(h.disk->status().policy, "custom");
+	h.disk->set_policy("per-vq");
+	EXPECT_NE(h.st.rings[0].worker, h.st.rings[1].worker);
+	try {
+		h.disk->assign(5, 0);
+		FAIL();
+	} catch (const control::RequestError &e) {
+		EXPECT_EQ(e.code(), "invalid-argument");
+	}
+	EXPECT_THROW(h.disk->set_workers(3), control::RequestError);
+	EXPECT_THROW(h.disk->set_policy("bogus"), control::RequestError);
+}
+
+TEST(Disk, kernel_refusing_a_worker_change_keeps_the_old_plan)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	h.st.fail["new_worker"] = ENOMEM;
+	try {
+		h.disk->set_workers(2);
+		FAIL();
+	} catch (const control::RequestError &e) {
+		EXPECT_EQ(e.code(), "device-error");
+	}
+	EXPECT_EQ(h.disk->status().policy, "single");
+}
+
+TEST(Disk, plan_set_while_disconnected_applies_at_set_owner)
+{
+	DiskHarness h;
+	h.disk->set_policy("per-vq");
+	h.connect();
+	h.send(make(Request::set_owner));
+	EXPECT_EQ(h.st.workers.size(), 2u);
+	EXPECT_NE(h.st.rings[0].worker, h.st.rings[1].worker);
+}

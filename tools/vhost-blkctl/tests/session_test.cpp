@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: GPL-2.0
+// The vhost-user state machine against a fake kernel device.
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstddef>
+
+using namespace harness;
+using bridge::Rejected;
+using bridge::SessionError;
+
+namespace {
+
+long position(const std::vector<std::string> &calls, const std::string &c)
+{
+	auto it = std::find(calls.begin(), calls.end(), c);
+	return it == calls.end() ? -1 : it - calls.begin();
+}
+
+} // namespace
+
+TEST(Session, get_features_adds_the_protocol_features_bit)
+{
+	SessionHarness h;
+	uint64_t f = reply_u64(h.send(make(Request::get_features)));
+	EXPECT_TRUE(f & f_protocol_features);
+	EXPECT_EQ(f & ~f_protocol_features, h.ctx.offered_features);
+}
+
+TEST(Session, set_features_strips_bit_30_before_the_kernel)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	h.send(u64(Request::set_features, h.ctx.offered_features | f_protocol_features));
+	EXPECT_EQ(h.st.acked, h.ctx.offered_features);
+	EXPECT_EQ(h.s->acked_features(), h.ctx.offered_features);
+}
+
+TEST(Session, set_features_with_bits_never_offered_ends_the_session)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	EXPECT_THROW(h.send(u64(Request::set_features, 1ull << 40)), SessionError);
+}
+
+TEST(Session, state_changes_before_set_owner_are_refused)
+{
+	SessionHarness h;
+	EXPECT_THROW(h.send(mem_table()), SessionError);
+	EXPECT_THROW(h.send(state(Request::set_vring_num, 0, 256)), SessionError);
+	EXPECT_THROW(h.send(u64(Request::set_features, 0)), SessionError);
+}
+
+TEST(Session, set_owner_twice_is_refused)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	EXPECT_THROW(h.send(make(Request::set_owner)), SessionError);
+}
+
+TEST(Session, set_owner_sets_the_serial_and_the_worker_plan)
+{
+	SessionHarness h(2, bridge::WorkerPlan::per_vq(2));
+	h.send(make(Request::set_owner));
+	EXPECT_TRUE(h.st.owned);
+	EXPECT_EQ(h.st.serial, "serial-1");
+	EXPECT_EQ(h.st.workers.size(), 2u);
+	EXPECT_NE(h.st.rings[0].worker, h.st.rings[1].worker);
+}
+
+TEST(Session, protocol_features_are_mq_reply_ack_config_only)
+{
+	SessionHarness h;
+	uint64_t f = reply_u64(h.send(make(Request::get_protocol_features)));
+	EXPECT_EQ(f, (1ull << pf_mq) | (1ull << pf_reply_ack) | (1ull << pf_config));
+	EXPECT_THROW(h.send(u64(Request::set_protocol_features, 1ull << pf_inflight_shmfd)),
+		     SessionError);
+}
+
+TEST(Session, queue_num_is_the_disk_s_queue_count)
+{
+	SessionHarness h(4, bridge::WorkerPlan::single(4));
+	EXPECT_EQ(reply_u64(h.send(make(Request::get_queue_num))), 4u);
+}
+
+TEST(Session, ring_starts_after_kick_with_daemon_addresses)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	EXPECT_TRUE(h.st.rings[0].attached);
+	EXPECT_TRUE(h.s->ring_started(0));
+	EXPECT_EQ(h.st.backend_fd, 42);
+	ASSERT_EQ(h.st.mem.size(), 1u);
+	// The kernel sees our mapping, not the frontend's address.
+	uint64_t base = h.st.mem[0].userspace_addr;
+	EXPECT_NE(base, frontend_base);
+	EXPECT_EQ(h.st.rings[0].addr.desc, base + 0x10000);
+	EXPECT_EQ(h.st.rings[0].addr.avail, base + 0x11000);
+	EXPECT_EQ(h.st.rings[0].addr.used, base + 0x12000);
+	EXPECT_FALSE(h.st.rings[1].attached);
+}
+
+TEST(Session, ring_does_not_start_without_kick)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	h.send(mem_table());
+	h.send(state(Request::set_vring_num, 0, 256));
+	h.send(addr(0, frontend_base, frontend_base + 0x1000, frontend_base + 0x2000));
+	EXPECT_FALSE(h.st.rings[0].attached);
+}
+
+TEST(Session, ring_addresses_outside_the_memory_table_are_refused)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	h.send(mem_table());
+	h.send(state(Request::set_vring_num, 0, 256));
+	EXPECT_THROW(h.send(addr(0, 0x1000, frontend_base, frontend_base)), bridge::TranslationError);
+	// The used ring running off the end of guest RAM.
+	uint64_t end = frontend_base + ram_size;
+	EXPECT_THROW(h.send(addr(0, frontend_base, frontend_base, end - 16)),
+		     bridge::TranslationError);
+}
+
+TEST(Session, vring_address_before_memory_table_is_refused)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	EXPECT_THROW(h.send(addr(0, frontend_base, frontend_base, frontend_base)), SessionError);
+}
+
+TEST(Session, vring_index_beyond_the_disk_s_queues_is_refused)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	EXPECT_THROW(h.send(state(Request::set_vring_num, 2, 256)), SessionError);
+	EXPECT_THROW(h.send(file(Request::set_vring_call, 200)), SessionError);
+}
+
+TEST(Session, ring_size_must_be_a_power_of_two)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	EXPECT_THROW(h.send(state(Request::set_vring_num, 0, 100)), SessionError);
+	EXPECT_THROW(h.send(state(Request::set_vring_num, 0, 0)), SessionError);
+	EXPECT_THROW(h.send(state(Request::set_vring_num, 0, 65536)), SessionError);
+}
+
+TEST(Session, kick_without_an_fd_is_refused)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	EXPECT_THROW(h.send(file(Request::set_vring_kick, 0, false)), SessionError);
+}
+
+TEST(Session, get_vring_base_detaches_before_reading_the_base)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	h.st.rings[0].base = 77;
+	h.st.calls.clear();
+	auto r = h.send(state(Request::get_vring_base, 0, 0));
+	ASSERT_TRUE(r);
+	VringState s;
+	std::memcpy(&s, r->payload.data(), sizeof(s));
+	EXPECT_EQ(s.index, 0u);
+	EXPECT_EQ(s.num, 77u);
+	long d = position(h.st.calls, "detach_ring(0)"), g = position(h.st.calls, "get_vring_base(0)");
+	ASSERT_GE(d, 0);
+	EXPECT_LT(d, g);
+	EXPECT_FALSE(h.st.rings[0].attached);
+	EXPECT_FALSE(h.s->ring_started(0));
+}
+
+TEST(Session, ring_restarts_on_the_next_kick_after_get_vring_base)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	h.send(state(Request::get_vring_base, 0, 0));
+	h.send(state(Request::set_vring_base, 0, 5));
+	EXPECT_EQ(h.st.rings[0].base, 5u);
+	h.send(file(Request::set_vring_kick, 0));
+	EXPECT_TRUE(h.st.rings[0].attached);
+}
+
+TEST(Session, vring_enable_0_stops_and_1_restarts)
+{
+	SessionHarness h;
+	h.bring_up(1);
+	h.send(state(Request::set_vring_enable, 1, 0));
+	EXPECT_FALSE(h.st.rings[1].attached);
+	h.send(state(Request::set_vring_enable, 1, 1));
+	EXPECT_TRUE(h.st.rings[1].attached);
+	EXPECT_THROW(h.send(state(Request::set_vring_enable, 1, 2)), SessionError);
+}
+
+TEST(Session, resizing_a_running_ring_is_refused)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	EXPECT_THROW(h.send(state(Request::set_vring_num, 0, 128)), SessionError);
+	EXPECT_THROW(h.send(state(Request::set_vring_base, 0, 1)), SessionError);
+}
+
+TEST(Session, new_memory_table_restarts_running_rings_at_new_addresses)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	uint64_t old = h.st.rings[0].addr.desc;
+	h.st.calls.clear();
+	h.send(mem_table());
+	EXPECT_TRUE(h.st.rings[0].attached);
+	long d = position(h.st.calls, "detach_ring(0)"), m = position(h.st.calls, "set_mem_table"),
+	     a = position(h.st.calls, "attach_ring(0)");
+	EXPECT_TRUE(d >= 0 && d < m && m < a);
+	EXPECT_EQ(h.st.rings[0].addr.desc, h.st.mem[0].userspace_addr + 0x10000);
+	(void)old;
+}
+
+TEST(Session, reply_ack_acknowledges_requests_that_ask)
+{
+	SessionHarness h;
+	h.send(u64(Request::set_protocol_features, 1ull << pf_reply_ack));
+	Message m = make(Request::set_owner, {}, flag_version | flag_need_reply);
+	auto r = h.send(std::move(m));
+	ASSERT_TRUE(r);
+	EXPECT_EQ(reply_u64(r), 0u);
+	EXPECT_TRUE(r->flags & flag_reply);
+	// Without asking, no reply.
+	EXPECT_FALSE(h.send(state(Request::set_vring_num, 0, 256)));
+}
+
+TEST(Session, no_ack_unless_reply_ack_was_negotiated)
+{
+	SessionHarness h;
+	EXPECT_FALSE(h.send(make(Request::set_owner, {}, flag_version | flag_need_reply)));
+}
+
+TEST(Session, get_config_answers_any_offset_and_size)
+{
+	SessionHarness h;
+	auto r = h.send(config(Request::get_config, offsetof(virtio_blk_config, num_queues), { 0, 0 }));
+	ASSERT_TRUE(r);
+	ASSERT_EQ(r->payload.size(), 14u);
+	EXPECT_EQ(r->payload[12], 2);
+	auto all = h.send(config(Request::get_config, 0, std::vector<uint8_t>(60)));
+	uint64_t cap;
+	std::memcpy(&cap, all->payload.data() + 12, 8);
+	EXPECT_EQ(cap, (1ull << 30) / 512);
+	EXPECT_THROW(h.send(config(Request::get_config, 250, std::vector<uint8_t>(10))),
+		     ProtocolError);
+}
+
+TEST(Session, set_config_writes_wce_only)
+{
+	SessionHarness h;
+	h.send(config(Request::set_config, offsetof(virtio_blk_config, wce), { 0 }));
+	auto r = h.send(config(Request::get_config, offsetof(virtio_blk_config, wce), { 9 }));
+	EXPECT_EQ(r->payload[12], 0);
+	h.send(config(Request::set_config, offsetof(virtio_blk_config, wce), { 1 }));
+	r = h.send(config(Request::get_config, offsetof(virtio_blk_config, wce), { 9 }));
+	EXPECT_EQ(r->payload[12], 1);
+	EXPECT_THROW(h.send(config(Request::set_config, 0, std::vector<uint8_t>(8))), Rejected);
+}
+
+TEST(Session, reset_device_stops_rings_and_reopens_the_device_keeping_the_owner)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	int opened = h.st.opened;
+	h.send(make(Request::reset_device));
+	EXPECT_EQ(h.st.opened, opened + 1);
+	EXPECT_TRUE(h.s->owned());
+	EXPECT_TRUE(h.st.owned);
+	EXPECT_FALSE(h.s->ring_started(0));
+	EXPECT_EQ(h.s->acked_features(), 0u);
+	// The frontend sets it up again from scratch.
+	h.send(u64(Request::set_features, h.ctx.offered_features));
+	h.send(mem_table());
+	h.bring_up(0, false);
+	EXPECT_TRUE(h.st.rings[0].attached);
+}
+
+TEST(Session, reset_owner_drops_ownership)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	h.send(make(Request::reset_owner));
+	EXPECT_FALSE(h.s->owned());
+	EXPECT_NO_THROW(h.send(make(Request::set_owner)));
+}
+
+TEST(Session, destroying_the_session_detaches_running_rings)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	h.bring_up(1, false);
+	h.st.calls.clear();
+	h.s.reset();
+	EXPECT_GE(position(h.st.calls, "detach_ring(0)"), 0);
+	EXPECT_GE(position(h.st.calls, "detach_ring(1)"), 0);
+}
+
+TEST(Session, unsupported_requests_end_the_session)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	EXPECT_THROW(h.send(u64(Request::set_log_base, 0)), SessionError);
+	EXPECT_THROW(h.send(make(Request::get_inflight_fd)), SessionError);
+	Message m = make(Request::none);
+	m.request = 1234;
+	EXPECT_THROW(h.send(std::move(m)), SessionError);
+}
+
+TEST(Session, dirty_log_flag_on_vring_addr_is_refused)
+{
+	SessionHarness h;
+	h.send(make(Request::set_owner));
+	h.send(mem_table());
+	h.send(state(Request::set_vring_num, 0, 256));
+	Message m = make(Request::set_vring_addr,
+			 bytes(VringAddr{ 0, vring_addr_f_log, frontend_base, frontend_base,
+					  frontend_base, 0 }));
+	EXPECT_THROW(h.send(std::move(m)), SessionError);
+}
+
+TEST(Session, kernel_without_worker_ioctls_still_serves)
+{
+	fake::State pre;
+	SessionHarness h(2, bridge::WorkerPlan::per_vq(2));
+	h.st.fail["new_worker"] = ENOTTY;
+	EXPECT_NO_THROW(h.send(make(Request::set_owner)));
+	EXPECT_TRUE(h.s->owned());
+}
