@@ -37,9 +37,15 @@ void Daemon::run(int stop_fd)
 			if (conn) {
 				disk_.on_readable();
 			} else {
-				vblk::UniqueFd c = common::accept_unix(listen_.get());
-				if (c)
-					disk_.on_connect(std::move(c));
+				try {
+					vblk::UniqueFd c = common::accept_unix(listen_.get());
+					if (c)
+						disk_.on_connect(std::move(c));
+				} catch (const vblk::SysError &e) {
+					// EMFILE and friends: try again later.
+					log_(e.what());
+					::poll(nullptr, 0, 100);
+				}
 			}
 		}
 		for (size_t i = 0; i < extra_.size(); i++)

@@ -48,6 +48,17 @@ void Disk::on_connect(vblk::UniqueFd sock)
 
 void Disk::on_readable()
 {
+	try {
+		handle_one();
+	} catch (const std::exception &e) {
+		// Whatever escaped (a reply that could not be sent, ...) ends
+		// this connection, never the daemon.
+		disconnect(e.what());
+	}
+}
+
+void Disk::handle_one()
+{
 	std::optional<vhost_user::Message> m;
 	try {
 		m = channel_->receive();
@@ -65,15 +76,10 @@ void Disk::on_readable()
 	} catch (const vblk::SysError &e) {
 		if (m && session_->can_nack(*m)) {
 			ctx_.log(m->name() + " failed, NACKed: " + e.what());
-			try {
-				channel_->send(vhost_user::reply_u64(*m, 1));
-				return;
-			} catch (const std::exception &) {
-			}
+			channel_->send(vhost_user::reply_u64(*m, 1));
+			return;
 		}
 		disconnect(m ? m->name() + ": " + e.what() : e.what());
-	} catch (const std::exception &e) {
-		disconnect(e.what());
 	}
 }
 

@@ -47,6 +47,7 @@ public:
 	void set_policy(const std::string &policy) override;
 
 private:
+	void handle_one();
 	void replace_plan(WorkerPlan plan);
 
 	DiskOptions opts_;

@@ -249,3 +249,19 @@ TEST(Disk, plan_set_while_disconnected_applies_at_set_owner)
 	EXPECT_EQ(h.st.workers.size(), 2u);
 	EXPECT_NE(h.st.rings[0].worker, h.st.rings[1].worker);
 }
+
+TEST(Disk, reply_to_a_frontend_that_vanished_ends_only_that_connection)
+{
+	DiskHarness h;
+	h.connect();
+	h.send(u64(Request::set_protocol_features, 1ull << pf_reply_ack | 1ull << pf_config));
+	h.send(make(Request::set_owner));
+	// A refused SET_CONFIG whose NACK cannot be delivered.
+	Message m = config(Request::set_config, 0, std::vector<uint8_t>(8));
+	m.flags |= flag_need_reply;
+	h.raw(serialize(m));
+	::close(h.peer);
+	h.peer = -1;
+	EXPECT_NO_THROW(h.disk->on_readable());
+	EXPECT_FALSE(h.disk->connected());
+}
