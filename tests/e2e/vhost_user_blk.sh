@@ -1,0 +1,204 @@
+#!/bin/sh
+# End-to-end: an unmodified QEMU guest on a disk served by vhost-blkctl.
+#
+# Runs INSIDE the test VM (tests/vm/run.sh ... script tests/e2e/vhost_user_blk.sh),
+# with vhost_blk loaded and $VBLK_NULLB set up.  Starts `vhost-blkctl serve`
+# on null_blk, boots a nested QEMU (TCG) with vhost-user-blk-pci, num-queues=2,
+# and a busybox initramfs whose init (guest-init.sh) checks /dev/vda's size
+# and serial, writes and reads back a pattern, does I/O while this script
+# changes workers and the vq->worker map, and, when e2fsprogs can be
+# packed, runs mkfs.ext4 + fsck + a file write/read-back.  Output is KTAP.
+#
+#   vhost_user_blk.sh [--blkctl PATH] [--timeout SECS]
+#
+# Exit status: 0 all passed, 1 a check failed, 4 a prerequisite is missing.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+blkctl=${BUILD:-/nonexistent}/cmake/tools/vhost-blkctl/vhost-blkctl
+timeout=600
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--blkctl) blkctl=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	*) echo "usage: $0 [--blkctl PATH] [--timeout SECS]" >&2; exit 2 ;;
+	esac
+done
+
+W=/run/e2e
+rm -rf $W
+mkdir -p $W
+export VHOST_BLKCTL_RUN_DIR=$W/run
+NAME=e2e
+SERIAL=vblk-e2e-0001
+QUEUES=2
+backend=${VBLK_NULLB:-/dev/nullb0}
+kver=$(uname -r)
+kdir=${BUILD:-}/kernel/$kver
+[ -f "$kdir/vmlinuz" ] || kdir=$(ls -d ${BUILD:-}/kernel/*-amd64 2>/dev/null | head -1)
+
+n=0 failed=0
+T0=$(date +%s)
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1${2:+ # $2}"; }
+t() { if [ "$2" = 0 ]; then ok "$1"; else notok "$1" "${3:-}"; fi; }
+elapsed() { echo $(( $(date +%s) - T0 )); }
+note() { echo "# [$(elapsed)s] $*"; echo "e2e: $*" > /dev/kmsg 2>/dev/null; }
+
+echo "TAP version 13"
+echo "1..13"
+for x in "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend"; do
+	if [ ! -e "$x" ]; then
+		echo "# SKIP missing prerequisite $x"
+		exit 4
+	fi
+done
+command -v qemu-system-x86_64 >/dev/null || { echo "# SKIP no qemu-system-x86_64"; exit 4; }
+
+# --- the nested guest's initramfs -------------------------------------------
+note "building the guest initramfs"
+ir=$W/ir
+mkdir -p $ir/bin $ir/sbin $ir/mods $ir/proc $ir/sys $ir/dev $ir/tmp $ir/mnt $ir/lib64 \
+	$ir/lib/x86_64-linux-gnu
+cp /bin/busybox $ir/bin/busybox
+cp "$here/guest-init.sh" $ir/init
+chmod +x $ir/init
+: > $ir/mods/order
+for m in drivers/block/virtio_blk lib/crc16 fs/mbcache fs/jbd2/jbd2 crypto/crc32c_generic \
+	 lib/libcrc32c fs/ext4/ext4; do
+	f=$(ls "$kdir/modules/kernel/$m.ko"* 2>/dev/null | head -1)
+	[ -n "$f" ] || continue
+	b=$(basename "$m")
+	case $f in *.xz) xz -dc "$f" > $ir/mods/$b.ko ;; *) cp "$f" $ir/mods/$b.ko ;; esac
+	echo "$b" >> $ir/mods/order
+done
+for p in /sbin/mke2fs /sbin/e2fsck; do
+	[ -x "$p" ] || continue
+	cp "$p" $ir/sbin/
+	for l in $(ldd "$p" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+		cp -L "$l" "$ir$l" 2>/dev/null || { mkdir -p "$ir$(dirname "$l")"; cp -L "$l" "$ir$l"; }
+	done
+done
+(cd $ir && find . | cpio -o -H newc --quiet | gzip -1) > $W/initrd.gz
+t "guest initramfs built ($(du -k $W/initrd.gz | cut -f1) KiB)" $?
+
+# --- serve -------------------------------------------------------------------
+note "starting vhost-blkctl serve on $backend"
+"$blkctl" serve --backend "$backend" --socket $W/vblk.sock --name $NAME --serial $SERIAL \
+	--queues $QUEUES --workers 1 > $W/serve.log 2>&1 &
+serve_pid=$!
+i=0
+while [ ! -S $W/vblk.sock ] && [ $i -lt 100 ] && kill -0 $serve_pid 2>/dev/null; do
+	sleep 0.1; i=$((i + 1))
+done
+[ -S $W/vblk.sock ]
+t "serve listens on the vhost-user socket" $? "$(tail -3 $W/serve.log)"
+"$blkctl" list > $W/list.txt 2>&1
+grep -q "^$NAME .*waiting" $W/list.txt
+t "list shows the disk waiting for a frontend" $? "$(cat $W/list.txt)"
+sectors=$(( $(blockdev --getsize64 "$backend") / 512 ))
+
+# --- the nested guest --------------------------------------------------------
+note "booting the nested guest (TCG)"
+qemu-system-x86_64 -accel tcg,tb-size=64 -cpu max -smp 2 -m 256M -machine q35 \
+	-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
+	-chardev socket,id=vhu,path=$W/vblk.sock \
+	-device vhost-user-blk-pci,chardev=vhu,num-queues=$QUEUES \
+	-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
+	-append "console=ttyS0 quiet loglevel=3 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES" \
+	-nographic -nodefaults -no-reboot -serial file:$W/guest.log -monitor none \
+	> $W/qemu.log 2>&1 &
+qemu_pid=$!
+deadline=$(( $(date +%s) + timeout ))
+
+wait_for() {	# wait_for PATTERN: in the guest's console, until the deadline
+	while ! grep -q "$1" $W/guest.log 2>/dev/null; do
+		kill -0 $qemu_pid 2>/dev/null || return 1
+		[ "$(date +%s)" -lt $deadline ] || return 1
+		sleep 1
+	done
+}
+
+wait_for "E2E: booted"
+t "nested guest boots with vhost-user-blk-pci" $? "$(tail -5 $W/qemu.log $W/guest.log)"
+note "guest booted"
+"$blkctl" status $NAME --json > $W/status-boot.json 2>&1
+grep -q '"connected": true' $W/status-boot.json
+t "status shows the frontend connected" $?
+
+# Worker changes while the guest does I/O.
+wait_for "E2E: stress start"
+note "guest I/O running: changing workers"
+rc=0
+"$blkctl" workers $NAME --count 2 --json > $W/status-w2.json 2>&1 || rc=1
+python3 - $W/status-w2.json <<'PY' || rc=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert len(s["workers"]) == 2, s["workers"]
+ids = {v["worker_id"] for v in s["vqs"]}
+assert len(ids) == 2, s["vqs"]
+PY
+t "workers --count 2 puts the two vqs on two kernel workers" $rc "$(cat $W/status-w2.json | head -5)"
+sleep 2
+rc=0
+"$blkctl" assign $NAME --vq 1 --worker 0 --json > $W/status-a.json 2>&1 || rc=1
+python3 - $W/status-a.json <<'PY' || rc=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["vqs"][0]["worker_id"] == s["vqs"][1]["worker_id"], s["vqs"]
+assert s["policy"] == "custom"
+PY
+t "assign --vq 1 --worker 0 moves vq 1 live" $rc "$(head -5 $W/status-a.json)"
+sleep 2
+"$blkctl" assign $NAME --policy per-vq > $W/status-pv.txt 2>&1
+t "assign --policy per-vq" $? "$(head -3 $W/status-pv.txt)"
+"$blkctl" assign $NAME --vq 7 --worker 0 > /dev/null 2>$W/assign-bad.txt
+[ $? = 5 ]
+t "assign to a vq out of range is refused with exit status 5" $? "$(cat $W/assign-bad.txt)"
+
+wait_for "E2E-RESULT:"
+note "guest finished"
+"$blkctl" status $NAME --json > $W/status-end.json 2>&1
+"$blkctl" status $NAME > $W/status-end.txt 2>&1
+rc=0
+python3 - $W/status-end.json <<'PY' || rc=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+reads = sum(v["requests"]["in"] for v in s["vqs"])
+writes = sum(v["requests"]["out"] for v in s["vqs"])
+ids = sum(v["requests"]["get_id"] for v in s["vqs"])
+errs = sum(v["status"]["ioerr"] + v["malformed"] for v in s["vqs"])
+print("# stats: reads=%d writes=%d get_id=%d errors=%d" % (reads, writes, ids, errs))
+assert reads > 0 and writes > 0 and ids > 0 and errs == 0
+assert all(v["requests"]["in"] + v["requests"]["out"] > 0 for v in s["vqs"]), "a vq saw no I/O"
+PY
+t "status --json counts the guest's reads, writes and GET_ID, no errors" $rc
+
+grep '^E2E' $W/guest.log | sed 's/^/# guest: /'
+grep -q "E2E-RESULT: PASS" $W/guest.log
+t "guest checks (size, serial, queues, pattern, I/O under worker changes, ext4)" $? \
+	"$(grep -E 'E2E-CHECK fail|E2E-RESULT' $W/guest.log | tr '\n' ' ')"
+
+i=0
+while kill -0 $qemu_pid 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
+kill -0 $qemu_pid 2>/dev/null && kill $qemu_pid
+wait $qemu_pid 2>/dev/null
+grep -q "closing the frontend connection" $W/serve.log
+t "the frontend's exit is seen and the device reset" $? "$(tail -3 $W/serve.log)"
+
+kill -TERM $serve_pid
+i=0
+while kill -0 $serve_pid 2>/dev/null && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
+wait $serve_pid
+src=$?
+[ $src = 0 ] && [ ! -e $W/run/$NAME.sock ] && [ ! -e $W/vblk.sock ]
+t "serve exits cleanly on SIGTERM and removes its sockets" $? "exit $src"
+
+sed 's/^/# serve: /' $W/serve.log | tail -40
+sed 's/^/# /' $W/status-end.txt
+if [ -d /run/results ]; then
+	mkdir -p /run/results/e2e
+	cp $W/*.log $W/*.json $W/*.txt /run/results/e2e/ 2>/dev/null
+fi
+note "done: $failed failed"
+echo "# Totals: pass:$((n - failed)) fail:$failed xfail:0 xpass:0 skip:0 error:0"
+[ $failed = 0 ]
