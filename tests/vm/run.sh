@@ -6,7 +6,8 @@
 # `rmmod vhost_blk` worked.  The host then judges the run.
 #
 #   tests/vm/run.sh [--build DIR] [--kver KVER] [--kernel-dir DIR]
-#                   [--timeout SECS] SUITE [ARGS...]
+#                   [--timeout SECS] [--mem SIZE] [--module NAME]...
+#                   SUITE [--] [ARGS...]
 #
 # Suites:
 #   selftests [ARGS]  tests/selftests/vhost_blk_test (KTAP); ARGS go to it
@@ -14,8 +15,12 @@
 #   shell CMD...      any command (in the chroot, backends set up)
 #   script PATH [ARGS]  a suite script from the repository, run in the chroot
 #
+# --module NAME adds a module of the image (and its dependencies) to the VM,
+# as does VM_MODULES="a b" in the environment; init loads them in order.
+#
 # Exit status: 0 only if the suite passed, the VM's dmesg has no WARNING/
-# BUG/Oops/hung-task/KASAN/lockdep line and vhost_blk unloaded.
+# BUG/Oops/hung-task/KASAN/lockdep line, the suite left no process running
+# and vhost_blk unloaded.  The last line says PASS or FAIL and how long.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +29,7 @@ build=$top/build
 kdir=
 timeout=1500
 mem=2G
+extra_mods=(${VM_MODULES:-})
 
 while (($#)); do
 	case "$1" in
@@ -32,12 +38,15 @@ while (($#)); do
 	--kernel-dir) kdir=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
+	--module) extra_mods+=("$2"); shift 2 ;;
+	--) shift; break ;;
 	-*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
 done
 (($#)) || { echo "usage: run.sh [options] SUITE [ARGS...]" >&2; exit 2; }
 suite=$1; shift
+[ "${1:-}" = -- ] && shift
 
 kdir=$(realpath -m "${kdir:-$build/kernel/$KVER}")
 build=$(realpath -m "$build")
@@ -51,8 +60,12 @@ module=${VHOST_BLK_KO:-$module}
 [ -d "$moddir" ] || { echo "run.sh: no modules at $moddir" >&2; exit 2; }
 [ -f "$module" ] || { echo "run.sh: $module not built (run make module)" >&2; exit 2; }
 
-# The modules the VM needs before the chroot, dependencies first.
-want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod dm_flakey)
+# The modules the VM needs before the chroot; their dependencies are added
+# first.  Debian's image package has no modules.dep (depmod makes it at
+# install time), so each module's own "depends" field is read.  Parameters
+# for a module go in init's insmod loop.
+want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod dm_flakey
+      "${extra_mods[@]}")
 
 declare -A modpath=() loaded=()
 while IFS= read -r f; do
@@ -65,7 +78,11 @@ add_mod() {
 	local n=${1//-/_} d
 	[ -n "${loaded[$n]:-}" ] && return
 	loaded[$n]=1
-	[ -n "${modpath[$n]:-}" ] || return 0	# built in
+	if [ -z "${modpath[$n]:-}" ]; then
+		grep -q "/${1//_/[-_]}\.ko" "$moddir/modules.builtin" ||
+			{ echo "run.sh: module $1 is neither in $moddir nor built in" >&2; exit 2; }
+		return 0	# built in
+	fi
 	for d in $(modinfo -F depends "${modpath[$n]}" | tr ',' ' '); do
 		add_mod "$d"
 	done
@@ -111,8 +128,9 @@ mkdir -p "$results"
 } > "$results/job"
 
 console=$results/console.log
+start=$SECONDS
 set +e
-timeout --foreground "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
+timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
 	-nographic -no-reboot -nodefaults -serial stdio \
 	-kernel "$vmlinuz" -initrd "$initrd" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
@@ -126,7 +144,8 @@ set -e
 fail=0
 reason() { echo "run.sh: FAIL: $*" >&2; fail=1; }
 
-if [ "$qrc" = 124 ]; then
+elapsed=$((SECONDS - start))
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 	reason "VM timed out after ${timeout}s (console: $console)"
 fi
 if [ ! -f "$results/status" ]; then
@@ -149,10 +168,17 @@ if [ -s "$results/kmemleak" ]; then
 	reason "kmemleak found leaks ($results/kmemleak):"
 	head -20 "$results/kmemleak" >&2
 fi
+if [ -s "$results/leftover" ]; then
+	reason "the suite left processes running (killed):$(cat "$results/leftover")"
+fi
 if [ -f "$results/rmmod" ] && [ "$(cat "$results/rmmod")" != 0 ]; then
-	reason "rmmod vhost_blk failed: $(cat "$results/rmmod-out" 2>/dev/null)"
+	reason "rmmod vhost_blk failed: $(tr '\n' ' ' < "$results/rmmod-out" 2>/dev/null)(see $results/rmmod-debug)"
 elif [ -f "$results/status" ] && [ ! -f "$results/rmmod" ]; then
 	reason "rmmod vhost_blk did not run"
 fi
 echo "run.sh: results in $results" >&2
+totals=$(grep -E '^# Totals:' "$results/output" 2>/dev/null | tail -1 || true)
+verdict=PASS
+((fail)) && verdict=FAIL
+echo "run.sh: $verdict: suite $suite in ${elapsed}s${totals:+ ($totals)}" >&2
 exit $fail
