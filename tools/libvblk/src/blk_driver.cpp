@@ -7,12 +7,34 @@
 namespace vblk {
 
 BlkDriver::BlkDriver(const BlkDriverOptions &opts)
-	: opts_(opts), mem_(opts.memory_size), queues_(opts.num_queues),
-	  dev_(std::make_unique<VhostBlkDevice>(opts.device_path))
+	: opts_(opts), mem_(opts.memory_size), queues_(opts.num_queues)
 {
 	if (opts.num_queues == 0)
 		throw std::invalid_argument("BlkDriver: at least one queue");
+	if (opts.vhost_user_socket.empty())
+		dev_ = std::make_unique<VhostBlkDevice>(opts.device_path);
+	else
+		vu_ = std::make_unique<VhostUserFrontend>(opts.vhost_user_socket, opts.timeout);
 	setup();
+}
+
+VhostBlkDevice &BlkDriver::device()
+{
+	if (!dev_)
+		throw std::logic_error("BlkDriver: a vhost-user device has no /dev/vhost-blk");
+	return *dev_;
+}
+
+VhostUserFrontend &BlkDriver::vhost_user()
+{
+	if (!vu_)
+		throw std::logic_error("BlkDriver: not a vhost-user device");
+	return *vu_;
+}
+
+unsigned BlkDriver::get_vring_base(unsigned q)
+{
+	return vu_ ? vu_->get_vring_base(q) : dev_->get_vring_base(q);
 }
 
 BlkDriver::~BlkDriver()
@@ -24,6 +46,20 @@ BlkDriver::~BlkDriver()
 
 void BlkDriver::setup()
 {
+	if (vu_) {
+		offered_ = vu_->offered_features();
+		if (opts_.require_all_features && (opts_.features & ~offered_))
+			throw SysError(EOPNOTSUPP, "GET_FEATURES: requested features not offered");
+		if (queues_.size() > vu_->queue_num())
+			throw SysError(EINVAL, "GET_QUEUE_NUM: backend serves " +
+						       std::to_string(vu_->queue_num()) + " queues");
+		features_ = opts_.features & offered_;
+		vu_->set_features(features_);
+		vu_->set_mem_table(mem_);
+		for (unsigned q = 0; q < queues_.size(); q++)
+			setup_queue(q);
+		return;
+	}
 	dev_->set_owner();
 	offered_ = dev_->get_features();
 	if (opts_.require_all_features && (opts_.features & ~offered_))
@@ -44,6 +80,16 @@ void BlkDriver::setup_queue(unsigned q)
 	Q.backend_fd = -1;
 	Q.vq = std::make_unique<SplitVirtqueue>(mem_, opts_.queue_size, has_feature(f_event_idx),
 						has_feature(f_indirect_desc));
+	if (vu_) {
+		vu_->set_vring_num(q, opts_.queue_size);
+		vu_->set_vring_base(q, 0);
+		vu_->set_vring_addr(q, Q.vq->addresses());
+		vu_->set_vring_call(q, Q.vq->call_fd().fd());
+		vu_->set_vring_err(q, Q.vq->err_fd().fd());
+		vu_->set_vring_kick(q, Q.vq->kick_fd().fd());
+		vu_->set_vring_enable(q, true);
+		return;
+	}
 	dev_->set_vring_num(q, opts_.queue_size);
 	dev_->set_vring_base(q, 0);
 	dev_->set_vring_addr(q, Q.vq->addresses());
@@ -54,31 +100,31 @@ void BlkDriver::setup_queue(unsigned q)
 
 void BlkDriver::reset()
 {
-	dev_->reset_owner();
+	device().reset_owner();
 	setup();
 }
 
 void BlkDriver::attach(int backend_fd)
 {
-	dev_->set_backend(VHOST_BLK_BACKEND_ALL_VRINGS, backend_fd);
+	device().set_backend(VHOST_BLK_BACKEND_ALL_VRINGS, backend_fd);
 	for (auto &Q : queues_)
 		Q.backend_fd = backend_fd;
 }
 
 void BlkDriver::attach_ring(unsigned q, int backend_fd)
 {
-	dev_->set_backend(VHOST_BLK_BACKEND_VRING(q), backend_fd);
+	device().set_backend(VHOST_BLK_BACKEND_VRING(q), backend_fd);
 	queues_.at(q).backend_fd = backend_fd;
 }
 
 void BlkDriver::detach()
 {
-	dev_->set_backend(VHOST_BLK_BACKEND_ALL_VRINGS, -1);
+	device().set_backend(VHOST_BLK_BACKEND_ALL_VRINGS, -1);
 }
 
 void BlkDriver::detach_ring(unsigned q)
 {
-	dev_->set_backend(VHOST_BLK_BACKEND_VRING(q), -1);
+	device().set_backend(VHOST_BLK_BACKEND_VRING(q), -1);
 }
 
 void BlkDriver::reattach_ring(unsigned q)
@@ -86,7 +132,21 @@ void BlkDriver::reattach_ring(unsigned q)
 	int fd = queues_.at(q).backend_fd;
 	if (fd < 0)
 		throw std::logic_error("reattach_ring: ring was never attached");
-	dev_->set_backend(VHOST_BLK_BACKEND_VRING(q), fd);
+	device().set_backend(VHOST_BLK_BACKEND_VRING(q), fd);
+}
+
+std::vector<unsigned> BlkDriver::spread_workers(unsigned n)
+{
+	VhostBlkDevice &dev = device();
+	std::vector<unsigned> ids, rings;
+	for (unsigned w = 0; w < n; w++)
+		ids.push_back(dev.new_worker());
+	for (unsigned q = 0; q < queues_.size(); q++) {
+		if (!ids.empty())
+			dev.attach_vring_worker(q, ids[q % ids.size()]);
+		rings.push_back(dev.get_vring_worker(q));
+	}
+	return rings;
 }
 
 bool BlkDriver::can_submit(unsigned q, const RequestSpec &spec) const

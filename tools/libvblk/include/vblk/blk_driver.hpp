@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
-// A userspace virtio-blk driver on /dev/vhost-blk: the "VMM + guest" in one
-// process.  Sets the device up, owns the rings and guest memory and offers
-// synchronous and asynchronous request helpers.
+// A userspace virtio-blk driver on /dev/vhost-blk, or on any vhost-user-blk
+// backend (qemu-storage-daemon, vhost-blkctl serve): the "VMM + guest" in
+// one process.  Sets the device up, owns the rings and guest memory and
+// offers synchronous and asynchronous request helpers.
 #pragma once
 
 #include "vblk/guest_memory.hpp"
 #include "vblk/request.hpp"
 #include "vblk/vhost_device.hpp"
+#include "vblk/vhost_user_frontend.hpp"
 #include "vblk/virtqueue.hpp"
 
 #include <chrono>
@@ -54,6 +56,10 @@ public:
 
 struct BlkDriverOptions {
 	std::string device_path = VhostBlkDevice::default_path;
+	// When set, the device is the vhost-user-blk backend listening on this
+	// socket instead of device_path.  Its disk is the daemon's: attach(),
+	// detach(), stats() and friends are for /dev/vhost-blk only.
+	std::string vhost_user_socket;
 	unsigned num_queues = 1;
 	uint16_t queue_size = 128;
 	size_t memory_size = size_t{ 64 } << 20;
@@ -80,7 +86,10 @@ public:
 	BlkDriver &operator=(const BlkDriver &) = delete;
 	~BlkDriver();
 
-	VhostBlkDevice &device() noexcept { return *dev_; }
+	// Throws std::logic_error on a vhost-user device.
+	VhostBlkDevice &device();
+	bool is_vhost_user() const noexcept { return vu_ != nullptr; }
+	VhostUserFrontend &vhost_user();
 	GuestMemory &memory() noexcept { return mem_; }
 	SplitVirtqueue &queue(unsigned q) { return *queues_.at(q).vq; }
 	unsigned num_queues() const noexcept { return static_cast<unsigned>(queues_.size()); }
@@ -96,9 +105,15 @@ public:
 	void detach_ring(unsigned q);
 	// Attaches ring q again with the fd it last had.
 	void reattach_ring(unsigned q);
-	unsigned get_vring_base(unsigned q) { return dev_->get_vring_base(q); }
-	void set_serial(std::string_view s) { dev_->set_serial(s); }
-	vhost_blk_vring_stats stats(unsigned q) { return dev_->get_vring_stats(q); }
+	// Stops ring q and returns its index (both kinds of device).
+	unsigned get_vring_base(unsigned q);
+	void set_serial(std::string_view s) { device().set_serial(s); }
+	vhost_blk_vring_stats stats(unsigned q) { return device().get_vring_stats(q); }
+
+	// Creates `n` vhost workers (VHOST_NEW_WORKER) and attaches the rings
+	// to them round-robin; n == 0 leaves every ring on the device's
+	// default worker.  Returns each ring's worker id.
+	std::vector<unsigned> spread_workers(unsigned n);
 
 	// Tears the device down with VHOST_RESET_OWNER and sets it up again
 	// (fresh rings, same memory and features).  Backends are dropped.
@@ -162,6 +177,7 @@ private:
 	GuestMemory mem_;
 	std::vector<Queue> queues_;
 	std::unique_ptr<VhostBlkDevice> dev_;
+	std::unique_ptr<VhostUserFrontend> vu_;
 	uint64_t offered_ = 0;
 	uint64_t features_ = 0;
 	uint64_t next_token_ = 1;

@@ -28,14 +28,16 @@ std::string request_name(uint32_t code)
 	return it != names.end() ? it->second : "REQUEST_" + std::to_string(code);
 }
 
-void validate_header(uint32_t request, uint32_t flags, uint32_t size)
+void validate_header(uint32_t request, uint32_t flags, uint32_t size, bool reply)
 {
 	std::string what = request_name(request);
 	if ((flags & flag_version_mask) != flag_version)
 		throw ProtocolError(what + ": unsupported protocol version " +
 				    std::to_string(flags & flag_version_mask));
-	if (flags & flag_reply)
+	if (!reply && (flags & flag_reply))
 		throw ProtocolError(what + ": reply flag set on a request");
+	if (reply && !(flags & flag_reply))
+		throw ProtocolError(what + ": reply flag missing on a reply");
 	if (size > max_payload)
 		throw ProtocolError(what + ": payload of " + std::to_string(size) +
 				    " bytes exceeds " + std::to_string(max_payload));

@@ -29,13 +29,18 @@ public:
 	// socket error.  Received fds are owned by the message; on any error
 	// they are closed.
 	std::optional<Message> receive();
+	// The same for the frontend side: the next message must be a reply.
+	std::optional<Message> receive_reply();
 
+	// Sends m, with m.fds as SCM_RIGHTS (a frontend passing memory and
+	// eventfds; a backend's replies carry none).
 	void send(const Message &m);
 
 private:
 	// Reads exactly len bytes; false on EOF before the first byte.
 	bool read_exact(uint8_t *buf, size_t len, std::vector<vblk::UniqueFd> *fds);
 	void wait_readable();
+	std::optional<Message> receive(bool reply);
 
 	vblk::UniqueFd sock_;
 	std::chrono::milliseconds timeout_;

@@ -32,9 +32,9 @@ struct Message {
 	std::string name() const { return request_name(request); }
 };
 
-// Header checks that need no payload: version, reply bit, size limit.
-// Throws ProtocolError.
-void validate_header(uint32_t request, uint32_t flags, uint32_t size);
+// Header checks that need no payload: version, reply bit (set on a reply,
+// clear on a request), size limit.  Throws ProtocolError.
+void validate_header(uint32_t request, uint32_t flags, uint32_t size, bool reply = false);
 
 // Payload parsers.  Each checks the exact size and the fd count the request
 // allows, and throws ProtocolError("<REQUEST>: <what is wrong>").

@@ -77,6 +77,16 @@ bool Channel::read_exact(uint8_t *buf, size_t len, std::vector<vblk::UniqueFd> *
 
 std::optional<Message> Channel::receive()
 {
+	return receive(false);
+}
+
+std::optional<Message> Channel::receive_reply()
+{
+	return receive(true);
+}
+
+std::optional<Message> Channel::receive(bool reply)
+{
 	uint8_t hdr[header_size];
 	Message m;
 	if (!read_exact(hdr, sizeof(hdr), &m.fds)) {
@@ -88,7 +98,7 @@ std::optional<Message> Channel::receive()
 	std::memcpy(&m.request, hdr, 4);
 	std::memcpy(&m.flags, hdr + 4, 4);
 	std::memcpy(&size, hdr + 8, 4);
-	validate_header(m.request, m.flags, size);
+	validate_header(m.request, m.flags, size, reply);
 	m.payload.resize(size);
 	if (size) {
 		wait_readable();
@@ -102,14 +112,33 @@ std::optional<Message> Channel::receive()
 void Channel::send(const Message &m)
 {
 	auto buf = serialize(m);
+	if (m.fds.size() > max_fds)
+		throw ProtocolError(m.name() + ": more than " + std::to_string(max_fds) + " fds");
+	alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * max_fds)] = {};
 	size_t done = 0;
 	while (done < buf.size()) {
-		ssize_t n = ::send(sock_.get(), buf.data() + done, buf.size() - done,
-				   MSG_NOSIGNAL);
+		struct iovec iov = { .iov_base = buf.data() + done, .iov_len = buf.size() - done };
+		struct msghdr mh = {};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		// The fds go with the first byte of the message.
+		if (done == 0 && !m.fds.empty()) {
+			mh.msg_control = ctrl;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * m.fds.size());
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * m.fds.size());
+			for (size_t i = 0; i < m.fds.size(); i++) {
+				int fd = m.fds[i].get();
+				std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(fd));
+			}
+		}
+		ssize_t n = ::sendmsg(sock_.get(), &mh, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			throw vblk::SysError(errno, "send " + m.name() + " reply");
+			throw vblk::SysError(errno, "send " + m.name());
 		}
 		done += static_cast<size_t>(n);
 	}
