@@ -12,7 +12,7 @@ die() { echo "setup: $*" >&2; exit 1; }
 
 pkgs=(build-essential cmake pkg-config qemu-system-x86 qemu-utils busybox-static
       libcli11-dev nlohmann-json3-dev libgtest-dev googletest xz-utils cpio kmod
-      perl e2fsprogs util-linux fio dmsetup
+      perl e2fsprogs util-linux fio dmsetup liburing-dev python3-matplotlib
       "linux-headers-$KVER" "$KSRC_PKG")
 
 missing=()

@@ -71,6 +71,10 @@ struct Report {
 			{ "verified_disk_bytes", res.verified_disk_bytes },
 			{ "mismatches", res.mismatches },
 			{ "first_error", res.first_error },
+			{ "latency_us", { { "mean", res.latency.mean_us },
+					  { "p50", res.latency.p50_us },
+					  { "p99", res.latency.p99_us },
+					  { "max", res.latency.max_us } } },
 			{ "ok", res.ok() },
 		};
 	}
@@ -84,6 +88,10 @@ struct Report {
 		std::printf("%-16s %llu in %.3f s\n", "ops", (unsigned long long)res.ops, res.seconds);
 		std::printf("%-16s %.0f\n", "IOPS", res.iops());
 		std::printf("%-16s %.2f\n", "MiB/s", res.mib_per_s());
+		if (res.latency.samples)
+			std::printf("%-16s p50 %.1f  p99 %.1f  mean %.1f  max %.1f\n", "latency (us)",
+				    res.latency.p50_us, res.latency.p99_us, res.latency.mean_us,
+				    res.latency.max_us);
 		std::printf("%-16s %llu\n", "errors", (unsigned long long)res.errors);
 		std::printf("%-16s %llu (through vhost-blk %llu, on disk %llu)\n", "verified bytes",
 			    (unsigned long long)res.verified_bytes,
@@ -98,6 +106,8 @@ struct Report {
 
 uint16_t ring_size_for(unsigned depth, bool indirect)
 {
+	// Random workloads use 3 descriptors per request; verify's layouts
+	// up to 4 (chunked data: more, but at a small depth).
 	unsigned need = depth * (indirect ? 1 : 4);
 	return static_cast<uint16_t>(std::clamp(std::bit_ceil(need), 64u, 32768u));
 }
@@ -131,14 +141,7 @@ int run(Options &opt)
 		throw std::invalid_argument("the device does not offer indirect descriptors");
 
 	Report rep{ opt, {}, {} };
-	std::vector<unsigned> ids;
-	for (unsigned w = 0; w < opt.workers; w++)
-		ids.push_back(drv.device().new_worker());
-	for (unsigned q = 0; q < opt.queues; q++) {
-		if (!ids.empty())
-			drv.device().attach_vring_worker(q, ids[q % ids.size()]);
-		rep.ring_workers.push_back(drv.device().get_vring_worker(q));
-	}
+	rep.ring_workers = drv.spread_workers(opt.workers);
 	if (!opt.serial.empty())
 		drv.set_serial(opt.serial);
 	drv.attach(backend.get());
@@ -181,11 +184,11 @@ int main(int argc, char **argv)
 		->capture_default_str();
 	app.add_option("--size", opt.work.region_bytes, "bytes of the disk to use (default: all; verify: 64 MiB)");
 	app.add_option("--seed", opt.work.seed, "pattern and offset seed")->capture_default_str();
-	app.add_option("--layout", opt.layout, "descriptor layout")
+	app.add_option("--layout", opt.layout, "descriptor layout (verify)")
 		->check(CLI::IsMember({ "separate", "split_header", "chunked_data",
 					"header_with_data" }))
 		->capture_default_str();
-	app.add_flag("--indirect", opt.indirect, "use indirect descriptor tables");
+	app.add_flag("--indirect", opt.indirect, "use indirect descriptor tables (verify)");
 	app.add_option("--serial", opt.serial, "VHOST_BLK_SET_SERIAL string");
 	app.add_flag("--json", opt.json, "print one JSON document");
 	CLI11_PARSE(app, argc, argv);

@@ -3,6 +3,9 @@
 #include "vblk/error.hpp"
 #include "vblk/fd.hpp"
 
+#include <endian.h>
+#include <linux/virtio_blk.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +13,7 @@
 #include <memory>
 #include <poll.h>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <unistd.h>
 #include <vector>
@@ -136,39 +140,185 @@ void note_error(WorkloadResult &res, const std::string &what)
 		res.first_error = what;
 }
 
+} // namespace
+
+LatencySummary summarize_latency(std::vector<uint32_t> &ns)
+{
+	LatencySummary l;
+	if (ns.empty())
+		return l;
+	auto at = [&ns](double p) {
+		size_t i = std::min(ns.size() - 1, static_cast<size_t>(p * ns.size()));
+		std::nth_element(ns.begin(), ns.begin() + i, ns.end());
+		return ns[i] / 1000.0;
+	};
+	double sum = 0;
+	for (uint32_t v : ns)
+		sum += v;
+	l.mean_us = sum / ns.size() / 1000.0;
+	l.p50_us = at(0.50);
+	l.p99_us = at(0.99);
+	l.max_us = *std::max_element(ns.begin(), ns.end()) / 1000.0;
+	l.samples = ns.size();
+	return l;
+}
+
+namespace {
+
+// One ring's share of a random workload: `depth` preallocated request
+// slots (header, data, status in guest memory), no allocation per request,
+// one kick per batch, completions timed.  Runs in a thread of its own when
+// there are several rings.
+struct RingLoad {
+	struct Slot {
+		GuestBuffer meta; // virtio_blk_outhdr at 0, status byte at 16
+		GuestBuffer data;
+		clock::time_point submitted;
+	};
+
+	RingLoad(BlkDriver &drv, unsigned q, const Region &reg, const WorkloadOptions &o)
+		: vq(drv.queue(q)), q(q), reg(reg), o(o), rng(o.seed * 7919 + q),
+		  pick(0, reg.blocks - 1)
+	{
+		write = o.kind == Workload::randwrite;
+		if (SplitVirtqueue::descriptors_needed(3, false) * o.depth > vq.size())
+			throw QueueFull("ring of " + std::to_string(vq.size()) +
+					" too small for queue depth " + std::to_string(o.depth));
+		for (unsigned i = 0; i < o.depth; i++) {
+			Slot s{ drv.memory().allocate(64, 64), drv.memory().allocate(o.block_size, 4096),
+				{} };
+			if (write)
+				fill_pattern(s.data.bytes(), 0, o.seed + i);
+			slots.push_back(std::move(s));
+		}
+		latencies.reserve(1 << 16);
+	}
+
+	void submit(unsigned slot, uint64_t sector)
+	{
+		Slot &s = slots[slot];
+		virtio_blk_outhdr h{};
+		h.type = htole32(write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN);
+		h.sector = htole64(sector);
+		std::memcpy(s.meta.data(), &h, sizeof(h));
+		s.meta.data()[16] = status_unwritten;
+		const Segment segs[3] = { { s.meta.gpa(), sizeof(h), false },
+					  { s.data.gpa(), o.block_size, !write },
+					  { s.meta.gpa() + 16, 1, true } };
+		s.submitted = clock::now();
+		if (!vq.add_chain(segs, slot))
+			throw QueueFull("queue " + std::to_string(q) + " full");
+	}
+
+	bool more(clock::time_point now, clock::time_point deadline) const
+	{
+		return o.ops ? submitted < quota : now < deadline;
+	}
+
+	void run(clock::time_point deadline)
+	{
+		std::vector<unsigned> free_slots;
+		for (unsigned i = 0; i < o.depth; i++)
+			free_slots.push_back(i);
+		unsigned outstanding = 0;
+		for (;;) {
+			auto now = clock::now();
+			bool added = false;
+			while (!free_slots.empty() && more(now, deadline)) {
+				submit(free_slots.back(), reg.first_sector + pick(rng) * reg.block_sectors);
+				free_slots.pop_back();
+				submitted++;
+				outstanding++;
+				added = true;
+			}
+			if (added)
+				vq.kick();
+			if (!outstanding)
+				return;
+			bool got = false;
+			while (auto u = vq.get_used()) {
+				auto t = clock::now();
+				unsigned slot = static_cast<unsigned>(u->token);
+				Slot &s = slots[slot];
+				latencies.push_back(static_cast<uint32_t>(
+					std::min<int64_t>(UINT32_MAX,
+							  std::chrono::duration_cast<std::chrono::nanoseconds>(
+								  t - s.submitted).count())));
+				uint8_t status = s.meta.data()[16];
+				res.ops++;
+				if (status != VIRTIO_BLK_S_OK) {
+					res.errors++;
+					note_error(res, "status " + std::to_string(status) + " on queue " +
+								std::to_string(q));
+				} else {
+					res.bytes += o.block_size;
+				}
+				free_slots.push_back(slot);
+				outstanding--;
+				got = true;
+			}
+			if (!got && !vq.wait_used(std::chrono::milliseconds(o.timeout_ms)))
+				throw TimeoutError("queue " + std::to_string(q) + ": " +
+						   std::to_string(outstanding) +
+						   " requests without completion for " +
+						   std::to_string(o.timeout_ms) + " ms");
+		}
+	}
+
+	SplitVirtqueue &vq;
+	unsigned q;
+	Region reg;
+	const WorkloadOptions &o;
+	std::mt19937_64 rng;
+	std::uniform_int_distribution<uint64_t> pick;
+	bool write;
+	std::vector<Slot> slots;
+	uint64_t quota = 0, submitted = 0;
+	WorkloadResult res;
+	std::vector<uint32_t> latencies; // ns
+	std::exception_ptr error;
+};
+
 WorkloadResult run_random(BlkDriver &drv, const Region &reg, const WorkloadOptions &o)
 {
-	WorkloadResult res;
-	std::mt19937_64 rng(o.seed);
-	std::uniform_int_distribution<uint64_t> pick(0, reg.blocks - 1);
-	std::vector<uint8_t> data(o.block_size);
-	fill_pattern(data, 0, o.seed);
-	const bool write = o.kind == Workload::randwrite;
+	const unsigned nq = drv.num_queues();
+	std::vector<std::unique_ptr<RingLoad>> loads;
+	for (unsigned q = 0; q < nq; q++) {
+		loads.push_back(std::make_unique<RingLoad>(drv, q, reg, o));
+		loads.back()->quota = o.ops / nq + (q < o.ops % nq ? 1 : 0);
+	}
 	const auto start = clock::now();
 	const auto deadline = start + o.duration;
-	uint64_t submitted = 0;
-	pump(
-		drv, o.depth,
-		[&](unsigned, RequestSpec &spec, uint64_t &) {
-			if (o.ops ? submitted >= o.ops : clock::now() >= deadline)
-				return false;
-			uint64_t sector = reg.first_sector + pick(rng) * reg.block_sectors;
-			spec = write ? BlkDriver::write_spec(sector, data, o.io)
-				     : BlkDriver::read_spec(sector, o.block_size, o.io);
-			submitted++;
-			return true;
-		},
-		[&](const Completion &c, uint64_t) {
-			res.ops++;
-			if (c.status != VIRTIO_BLK_S_OK) {
-				res.errors++;
-				note_error(res, "status " + std::to_string(c.status) + " on queue " +
-							std::to_string(c.queue));
-			} else {
-				res.bytes += o.block_size;
-			}
-		});
+	if (nq == 1) {
+		loads[0]->run(deadline);
+	} else {
+		std::vector<std::thread> threads;
+		for (auto &l : loads)
+			threads.emplace_back([&l, deadline] {
+				try {
+					l->run(deadline);
+				} catch (...) {
+					l->error = std::current_exception();
+				}
+			});
+		for (auto &t : threads)
+			t.join();
+		for (auto &l : loads)
+			if (l->error)
+				std::rethrow_exception(l->error);
+	}
+	WorkloadResult res;
 	res.seconds = std::chrono::duration<double>(clock::now() - start).count();
+	std::vector<uint32_t> lat;
+	for (auto &l : loads) {
+		res.ops += l->res.ops;
+		res.bytes += l->res.bytes;
+		res.errors += l->res.errors;
+		if (res.first_error.empty())
+			res.first_error = l->res.first_error;
+		lat.insert(lat.end(), l->latencies.begin(), l->latencies.end());
+	}
+	res.latency = summarize_latency(lat);
 	return res;
 }
 

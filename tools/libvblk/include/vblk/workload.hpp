@@ -33,6 +33,15 @@ struct WorkloadOptions {
 	uint64_t region_bytes = 0;     // 0: the whole backend
 	uint64_t seed = 1;
 	IoOptions io{};
+	// A ring with requests outstanding and no completion for this long
+	// fails the run (TimeoutError).
+	unsigned timeout_ms = 10000;
+};
+
+// Completion latency (submission to used-ring entry seen), microseconds.
+struct LatencySummary {
+	uint64_t samples = 0;
+	double mean_us = 0, p50_us = 0, p99_us = 0, max_us = 0;
 };
 
 struct WorkloadResult {
@@ -45,15 +54,22 @@ struct WorkloadResult {
 	uint64_t verified_disk_bytes = 0;   // read from the disk with O_DIRECT
 	uint64_t mismatches = 0;       // blocks that differed
 	std::string first_error;       // description of the first error or mismatch
+	LatencySummary latency;	       // random workloads
 
 	double iops() const { return seconds > 0 ? ops / seconds : 0; }
 	double mib_per_s() const { return seconds > 0 ? bytes / seconds / (1 << 20) : 0; }
 	bool ok() const { return errors == 0 && mismatches == 0; }
 };
 
+// p50/p99/mean/max of latencies in nanoseconds (reorders `ns`).
+LatencySummary summarize_latency(std::vector<uint32_t> &ns);
+
 // Runs `opts` on every queue of `drv`, which must be attached to the disk
 // behind `backend_path`.  `verify` also reads the region back from the disk
-// with O_DIRECT.
+// with O_DIRECT (the path must then be readable here).  Random workloads
+// keep `depth` requests in flight per ring, each ring driven by a thread of
+// its own (a guest's per-CPU queues), from preallocated slots: no
+// allocation or copy per request, so what is measured is the device.
 WorkloadResult run_workload(BlkDriver &drv, const std::string &backend_path,
 			    uint64_t backend_bytes, const WorkloadOptions &opts);
 
