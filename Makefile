@@ -6,7 +6,7 @@ KDIR        ?= /lib/modules/$(KVER)/build
 CMAKE_BUILD := $(BUILD)/cmake
 JOBS        ?= $(shell nproc)
 
-.PHONY: all setup module tools unit vmtest check run checkpatch clean install debug-kernel
+.PHONY: all setup module tools unit vmtest e2e bench check run checkpatch clean install debug-kernel
 
 all: module tools
 
@@ -34,6 +34,18 @@ VM_DEPS   := debug-kernel
 endif
 vmtest: all $(VM_DEPS)
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) $(VM_KERNEL) selftests
+
+# End-to-end: inside the test VM, vhost-blkctl serve on null_blk and an
+# unmodified nested QEMU guest on vhost-user-blk-pci (about 6 minutes).
+e2e: all
+	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 1200 \
+		script tests/e2e/vhost_user_blk.sh
+
+# The benchmark matrix in the test VM (about 12 minutes): raw device,
+# /dev/vhost-blk, vhost-blkctl serve and qemu-storage-daemon, same driver.
+# Writes build/bench/results.json, table.md and iops-by-depth.png.
+bench: all
+	bash scripts/bench.sh --build $(BUILD) --kver $(KVER)
 
 # The debug kernel: cached in build/, rebuilt when source or config changes.
 debug-kernel: setup

@@ -63,6 +63,11 @@ vm_suite() {
 	rm -f "$log"
 }
 vm_suite selftests selftests
+# vhost-blkctl serving an unmodified nested QEMU guest (make e2e).
+vm_suite e2e --timeout 1200 script tests/e2e/vhost_user_blk.sh
+# Every benchmark target once, briefly: the benchmark itself must work
+# (numbers are make bench's job; nothing here judges them).
+vm_suite bench-smoke --timeout 900 script tests/bench/matrix.sh --quick --runs 1 --warmup 0
 # The same suites on the KASAN/lockdep/kmemleak kernel (make debug-kernel).
 dbg=$build/kernel/$KVER-debug
 if [ -f "$dbg/vmlinuz" ]; then

@@ -50,6 +50,7 @@ struct Options {
 	unsigned warmup = 1;
 	unsigned runs = 3;
 	uint64_t size = 0;
+	std::vector<std::string> tag_args;
 	std::map<std::string, std::string> tags;
 	bool json = false;
 };
@@ -310,10 +311,17 @@ int main(int argc, char **argv)
 		->check(CLI::Range(1u, 100u))
 		->capture_default_str();
 	app.add_option("--size", o.size, "bytes of the disk to use (default: all)");
-	app.add_option("--tag", o.tags, "KEY=VALUE copied into the JSON (repeatable)")
-		->delimiter(',');
+	app.add_option("--tag", o.tag_args, "KEY=VALUE[,KEY=VALUE...] copied into the JSON's tags")
+		->delimiter(',')
+		->check([](const std::string &s) {
+			auto eq = s.find('=');
+			return eq == std::string::npos || eq == 0 ? "tag '" + s + "' is not KEY=VALUE"
+								  : std::string();
+		});
 	app.add_flag("--json", o.json, "one JSON line");
 	CLI11_PARSE(app, argc, argv);
+	for (const auto &t : o.tag_args)
+		o.tags[t.substr(0, t.find('='))] = t.substr(t.find('=') + 1);
 
 	try {
 		return run(o);

@@ -1,0 +1,169 @@
+#!/bin/sh
+# The benchmark matrix, run INSIDE the test VM (make bench:
+# tests/vm/run.sh ... script tests/bench/matrix.sh).  Every cell is one
+# vblk-bench run (the project's userspace virtio-blk driver, the same
+# workload code for every virtio target) against
+#   raw        the block device itself, io_uring + O_DIRECT (the limit)
+#   kernel     /dev/vhost-blk, driven directly (vhost_blk.ko)
+#   qsd        qemu-storage-daemon --export vhost-user-blk (aio=io_uring,
+#              cache.direct=on, one iothread), over its socket
+#   blkctl     vhost-blkctl serve over its socket (data path: vhost_blk.ko)
+# on two backends: null_blk with memory_backed=0 (no data: pure overhead)
+# and brd.  Workloads: 4 KiB randread/randwrite at queue depth 1, 32, 128
+# per queue; 1 queue, 2 queues on 1 worker, 2 queues on 2 workers.
+# One JSON line per cell goes to /run/results/bench.jsonl; the host makes
+# the report (scripts/bench-report.py).
+#
+#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick]
+#
+# --quick: one backend (null_blk), depth 1 and 32, randread only: a smoke
+# run of every target.
+set -u
+seconds=${BENCH_SECONDS:-1}
+runs=${BENCH_RUNS:-3}
+warmup=${BENCH_WARMUP:-1}
+quick=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--seconds) seconds=$2; shift 2 ;;
+	--runs) runs=$2; shift 2 ;;
+	--warmup) warmup=$2; shift 2 ;;
+	--quick) quick=1; shift ;;
+	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick]" >&2; exit 2 ;;
+	esac
+done
+
+bench=$BUILD/cmake/tools/vblk-bench/vblk-bench
+blkctl=$BUILD/cmake/tools/vhost-blkctl/vhost-blkctl
+res=/run/results
+out=$res/bench.jsonl
+W=/run/bench
+mkdir -p $W
+: > $out
+export VHOST_BLKCTL_RUN_DIR=$W/run
+failed=0 cells=0
+T0=$(date +%s)
+note() { echo "# [$(( $(date +%s) - T0 ))s] $*"; }
+
+# null_blk without memory: what is measured is the path, not a copy.
+nb=/sys/kernel/config/nullb/nullbench
+if [ ! -d $nb ]; then
+	mkdir $nb || { echo "# cannot create null_blk nullbench"; exit 4; }
+	echo 512 > $nb/blocksize
+	echo 4096 > $nb/size
+	echo 0 > $nb/memory_backed
+	echo 2 > $nb/submit_queues
+	echo 256 > $nb/hw_queue_depth
+	echo 1 > $nb/power
+fi
+i=0
+while [ ! -b /dev/nullbench ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+
+{
+	echo "{\"kernel\": \"$(uname -r)\", \"qemu_storage_daemon\": \"$(qemu-storage-daemon --version | head -1)\","
+	echo " \"cpus\": $(nproc), \"cpu_model\": \"$(sed -n 's/^model name\t: //p' /proc/cpuinfo | head -1)\","
+	echo " \"seconds\": $seconds, \"runs\": $runs, \"warmup\": $warmup, \"quick\": $quick}"
+} > $res/bench-env.json
+
+# cell TARGET BACKEND_NAME RW DEPTH QUEUES WORKERS [vblk-bench args...]
+cell() {
+	t=$1 bn=$2 rw=$3 depth=$4 q=$5 w=$6
+	shift 6
+	cells=$((cells + 1))
+	line=$("$bench" --json --rw "$rw" --bs 4096 --depth "$depth" --queues "$q" \
+		--seconds "$seconds" --runs "$runs" --warmup "$warmup" \
+		--tag "name=$t,backend_kind=$bn,served_by_workers=$w" "$@" 2> $W/err)
+	rc=$?
+	if [ $rc != 0 ] || [ -z "$line" ]; then
+		failed=$((failed + 1))
+		echo "not ok $cells $t $bn $rw qd$depth q$q w$w # rc $rc: $(head -c 300 $W/err)"
+		return
+	fi
+	echo "$line" >> $out
+	iops=$(echo "$line" | sed -n 's/.*"median":{[^}]*"iops":\([0-9.]*\).*/\1/p')
+	echo "ok $cells $t $bn $rw qd$depth q$q w$w ${iops%.*} IOPS"
+}
+
+# serve_* start a daemon and set $dpid/$sock; stop_daemon ends it.
+start_qsd() {
+	sock=$W/qsd.sock
+	rm -f $sock
+	qemu-storage-daemon \
+		--blockdev driver=host_device,node-name=disk,filename=$1,cache.direct=on,aio=io_uring \
+		--object iothread,id=io0 \
+		--export type=vhost-user-blk,id=exp0,node-name=disk,addr.type=unix,addr.path=$sock,writable=on,num-queues=2,iothread=io0 \
+		> $W/qsd.log 2>&1 &
+	dpid=$!
+	wait_sock
+}
+start_blkctl() {
+	sock=$W/vbc.sock
+	rm -f $sock
+	"$blkctl" serve --backend "$1" --socket $sock --name bench --queues 2 --workers "$2" \
+		> $W/blkctl.log 2>&1 &
+	dpid=$!
+	wait_sock
+}
+wait_sock() {
+	i=0
+	while [ ! -S $sock ] && [ $i -lt 100 ] && kill -0 $dpid 2>/dev/null; do
+		sleep 0.1; i=$((i + 1))
+	done
+	[ -S $sock ] || echo "# daemon did not come up: $(tail -3 $W/*.log)"
+}
+stop_daemon() {
+	kill -TERM $dpid 2>/dev/null
+	wait $dpid 2>/dev/null
+}
+
+if [ $quick = 1 ]; then
+	backends="nullbench:/dev/nullbench"
+	rws=randread
+	depths="1 32"
+else
+	backends="nullbench:/dev/nullbench brd:/dev/ram0"
+	rws="randread randwrite"
+	depths="1 32 128"
+fi
+
+echo "TAP version 13"
+for b in $backends; do
+	bn=${b%%:*} dev=${b#*:}
+	note "backend $bn ($dev)"
+	for rw in $rws; do
+		for d in $depths; do
+			for q in 1 2; do
+				cell raw $bn $rw $d $q - --target raw --backend $dev
+			done
+			cell kernel $bn $rw $d 1 1 --target kernel --backend $dev --workers 1
+			cell kernel $bn $rw $d 2 1 --target kernel --backend $dev --workers 1
+			cell kernel $bn $rw $d 2 2 --target kernel --backend $dev --workers 2
+		done
+	done
+	start_qsd $dev
+	for rw in $rws; do
+		for d in $depths; do
+			for q in 1 2; do
+				cell qsd $bn $rw $d $q 1 --target vhost-user --socket $sock --serving-pid $dpid
+			done
+		done
+	done
+	stop_daemon
+	for w in 1 2; do
+		start_blkctl $dev $w
+		for rw in $rws; do
+			for d in $depths; do
+				if [ $w = 1 ]; then
+					cell blkctl $bn $rw $d 1 1 --target vhost-user --socket $sock --serving-pid $dpid
+				fi
+				cell blkctl $bn $rw $d 2 $w --target vhost-user --socket $sock --serving-pid $dpid
+			done
+		done
+		stop_daemon
+	done
+done
+echo "1..$cells"
+note "done: $cells cells, $failed failed"
+cp $W/*.log $res/ 2>/dev/null
+echo "# Totals: pass:$((cells - failed)) fail:$failed xfail:0 xpass:0 skip:0 error:0"
+[ $failed = 0 ]
