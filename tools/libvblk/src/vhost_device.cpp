@@ -119,6 +119,19 @@ void VhostBlkDevice::set_vring_err(unsigned index, int fd)
 	ioctl_or_throw(VHOST_SET_VRING_ERR, &f, "VHOST_SET_VRING_ERR");
 }
 
+void VhostBlkDevice::set_vring_busyloop_timeout(unsigned index, unsigned usecs)
+{
+	vhost_vring_state s = { index, usecs };
+	ioctl_or_throw(VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s, "VHOST_SET_VRING_BUSYLOOP_TIMEOUT");
+}
+
+unsigned VhostBlkDevice::get_vring_busyloop_timeout(unsigned index)
+{
+	vhost_vring_state s = { index, 0 };
+	ioctl_or_throw(VHOST_GET_VRING_BUSYLOOP_TIMEOUT, &s, "VHOST_GET_VRING_BUSYLOOP_TIMEOUT");
+	return s.num;
+}
+
 void VhostBlkDevice::set_backend(unsigned index, int fd)
 {
 	vhost_vring_file f = { .index = index, .fd = fd };

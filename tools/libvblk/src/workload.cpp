@@ -210,6 +210,17 @@ struct RingLoad {
 			throw QueueFull("queue " + std::to_string(q) + " full");
 	}
 
+	// Polls the used ring for up to poll_us; true when an entry came.
+	bool spin_for_used() const
+	{
+		const auto end = clock::now() + std::chrono::microseconds(o.poll_us);
+		do {
+			if (vq.has_used())
+				return true;
+		} while (clock::now() < end);
+		return false;
+	}
+
 	bool more(clock::time_point now, clock::time_point deadline) const
 	{
 		return o.ops ? submitted < quota : now < deadline;
@@ -257,6 +268,8 @@ struct RingLoad {
 				outstanding--;
 				got = true;
 			}
+			if (!got && o.poll_us && spin_for_used())
+				continue;
 			if (!got && !vq.wait_used(std::chrono::milliseconds(o.timeout_ms)))
 				throw TimeoutError("queue " + std::to_string(q) + ": " +
 						   std::to_string(outstanding) +

@@ -49,6 +49,9 @@ public:
 	void set_vring_kick(unsigned index, int fd);
 	void set_vring_call(unsigned index, int fd);
 	void set_vring_err(unsigned index, int fd);
+	// Busy polling of an idle ring, microseconds (0: off).
+	void set_vring_busyloop_timeout(unsigned index, unsigned usecs);
+	unsigned get_vring_busyloop_timeout(unsigned index);
 
 	// index: VHOST_BLK_BACKEND_ALL_VRINGS or VHOST_BLK_BACKEND_VRING(n);
 	// fd -1 detaches.

@@ -36,6 +36,9 @@ struct WorkloadOptions {
 	// A ring with requests outstanding and no completion for this long
 	// fails the run (TimeoutError).
 	unsigned timeout_ms = 10000;
+	// Random workloads: spin on the used ring this long before sleeping
+	// on the call eventfd (a guest's virtio-blk poll queues).  0: sleep.
+	unsigned poll_us = 0;
 };
 
 // Completion latency (submission to used-ring entry seen), microseconds.
