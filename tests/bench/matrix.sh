@@ -45,19 +45,7 @@ failed=0 cells=0
 T0=$(date +%s)
 note() { echo "# [$(( $(date +%s) - T0 ))s] $*"; }
 
-# null_blk without memory: what is measured is the path, not a copy.
-nb=/sys/kernel/config/nullb/nullbench
-if [ ! -d $nb ]; then
-	mkdir $nb || { echo "# cannot create null_blk nullbench"; exit 4; }
-	echo 512 > $nb/blocksize
-	echo 4096 > $nb/size
-	echo 0 > $nb/memory_backed
-	echo 2 > $nb/submit_queues
-	echo 256 > $nb/hw_queue_depth
-	echo 1 > $nb/power
-fi
-i=0
-while [ ! -b /dev/nullbench ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+. "$REPO/tests/bench/backends.sh"
 
 {
 	echo "{\"kernel\": \"$(uname -r)\", \"qemu_storage_daemon\": \"$(qemu-storage-daemon --version | head -1)\","

@@ -43,6 +43,8 @@ struct Options {
 	pid_t serving_pid = 0;
 	unsigned queues = 1;
 	unsigned workers = 1;
+	unsigned poll_us = 0;
+	unsigned driver_poll_us = 0;
 	std::string rw = "randread";
 	unsigned depth = 32;
 	uint32_t bs = 4096;
@@ -105,6 +107,8 @@ public:
 			bytes_ = device_bytes(o.backend);
 			drv_ = std::make_unique<vblk::BlkDriver>(d);
 			ring_workers_ = drv_->spread_workers(o.workers);
+			for (unsigned q = 0; q < o.queues && o.poll_us; q++)
+				drv_->device().set_vring_busyloop_timeout(q, o.poll_us);
 			drv_->attach(backend_.get());
 		} else {
 			d.vhost_user_socket = o.socket;
@@ -167,6 +171,8 @@ int run(const Options &o)
 	} else if (o.socket.empty()) {
 		throw std::invalid_argument("--target vhost-user needs --socket");
 	}
+	if (o.target != "kernel" && o.poll_us)
+		throw std::invalid_argument("--poll-us is for --target kernel");
 	if (o.target != "kernel" && o.workers != 1)
 		throw std::invalid_argument("--workers is for --target kernel (a daemon's workers "
 					    "are its own: tag them with --tag)");
@@ -181,6 +187,7 @@ int run(const Options &o)
 	w.depth = o.depth;
 	w.block_size = o.bs;
 	w.region_bytes = o.size;
+	w.poll_us = o.driver_poll_us;
 	if (o.warmup) {
 		w.duration = std::chrono::seconds(o.warmup);
 		t->measure(w);
@@ -232,6 +239,8 @@ int run(const Options &o)
 		{ "depth", o.depth },
 		{ "queues", o.queues },
 		{ "workers", o.target == "kernel" ? nlohmann::json(o.workers) : nlohmann::json() },
+		{ "poll_us", o.poll_us },
+		{ "driver_poll_us", o.driver_poll_us },
 		{ "seconds", o.seconds },
 		{ "tags", o.tags },
 		{ "setup", t->describe() },
@@ -294,6 +303,13 @@ int main(int argc, char **argv)
 	app.add_option("--workers", o.workers, "vhost workers, rings spread round-robin (kernel)")
 		->check(CLI::Range(1u, 64u))
 		->capture_default_str();
+	app.add_option("--poll-us", o.poll_us,
+		       "busy-poll idle rings this long (VHOST_SET_VRING_BUSYLOOP_TIMEOUT; kernel)")
+		->check(CLI::Range(0u, 100000u));
+	app.add_option("--driver-poll-us", o.driver_poll_us,
+		       "driver spins on the used ring this long before sleeping (a guest's "
+		       "virtio-blk poll queues; kernel, vhost-user)")
+		->check(CLI::Range(0u, 100000u));
 	app.add_option("--rw", o.rw, "workload")
 		->check(CLI::IsMember({ "randread", "randwrite" }))
 		->capture_default_str();
