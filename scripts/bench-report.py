@@ -12,12 +12,14 @@ import json
 import os
 import sys
 
-TARGETS = ["raw", "kernel", "blkctl", "qsd"]
+TARGETS = ["raw", "kernel", "kernel-poll", "blkctl", "qsd", "qsd-poll"]
 LABEL = {
     "raw": "raw device (io_uring O_DIRECT)",
     "kernel": "vhost-blk (/dev/vhost-blk)",
     "blkctl": "vhost-blkctl serve (vhost-user → vhost-blk)",
     "qsd": "qemu-storage-daemon vhost-user-blk",
+    "kernel-poll": "vhost-blk, worker busy polling + driver polling",
+    "qsd-poll": "qemu-storage-daemon (adaptive iothread polling) + driver polling",
 }
 
 
@@ -90,13 +92,19 @@ def goals(cells):
                     return
                 ok = value >= want if better == "higher" else value <= want
                 out.append({"backend": bk, "rw": rw, "goal": goal, "value": value,
-                            "want": want, "met": ok})
+                            "want": want, "better": better, "met": ok})
             add("kernel IOPS / raw IOPS, QD128, 1 queue",
                 ratio(med(g("kernel", 128, 1, "1"), "iops"), med(g("raw", 128, 1, "-"), "iops")),
                 0.97, "higher")
             add("kernel p50 latency / raw, QD1",
                 ratio(med(g("kernel", 1, 1, "1"), "p50_us"), med(g("raw", 1, 1, "-"), "p50_us")),
                 1.1, "lower")
+            add("kernel-poll p50 latency / raw, QD1 (busy polling both sides)",
+                ratio(med(g("kernel-poll", 1, 1, "1"), "p50_us"), med(g("raw", 1, 1, "-"), "p50_us")),
+                1.1, "lower")
+            add("kernel-poll p50 latency / qsd-poll, QD1",
+                ratio(med(g("kernel-poll", 1, 1, "1"), "p50_us"), med(g("qsd-poll", 1, 1, "1"), "p50_us")),
+                1.0, "lower")
             add("kernel IOPS / qemu-storage-daemon, QD128, 1 queue",
                 ratio(med(g("kernel", 128, 1, "1"), "iops"), med(g("qsd", 128, 1, "1"), "iops")),
                 2.0, "higher")
@@ -126,7 +134,7 @@ def markdown(rows, goal_rows, env):
     for g in goal_rows:
         lines.append("| %s | %s | %s | %.2f | %s %.2f | %s |" % (
             g["goal"], g["backend"], g["rw"], g["value"],
-            "≥" if "IOPS /" in g["goal"] or "workers" in g["goal"] else "≤",
+            "≥" if g["better"] == "higher" else "≤",
             g["want"], "yes" if g["met"] else "**no**"))
     lines.append("")
     lines.append("| backend | rw | QD | queues | workers | target | IOPS | p50 µs | p99 µs "
@@ -150,7 +158,8 @@ def plot(cells, path):
     import matplotlib.pyplot as plt
     panels = sorted({(c["tags"]["backend_kind"], c["rw"]) for c in cells})
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
-    styles = {"raw": "k-o", "kernel": "C0-s", "blkctl": "C2--^", "qsd": "C3-v"}
+    styles = {"raw": "k-o", "kernel": "C0-s", "blkctl": "C2--^", "qsd": "C3-v",
+              "kernel-poll": "C0*", "qsd-poll": "C3*"}
     for ax, (bk, rw) in zip(axes[0], panels):
         for t in TARGETS:
             for q in (1, 2):

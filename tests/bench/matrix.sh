@@ -8,6 +8,7 @@
 #   qsd        qemu-storage-daemon --export vhost-user-blk (aio=io_uring,
 #              cache.direct=on, one iothread), over its socket
 #   blkctl     vhost-blkctl serve over its socket (data path: vhost_blk.ko)
+#   kernel-poll, qsd-poll  queue depth 1 with busy polling (see below)
 # on two backends: null_blk with memory_backed=0 (no data: pure overhead)
 # and brd.  Workloads: 4 KiB randread/randwrite at queue depth 1, 32, 128
 # per queue; 1 queue, 2 queues on 1 worker, 2 queues on 2 workers.
@@ -22,6 +23,7 @@ set -u
 seconds=${BENCH_SECONDS:-1}
 runs=${BENCH_RUNS:-3}
 warmup=${BENCH_WARMUP:-1}
+poll=${BENCH_POLL_US:-200}
 quick=0
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -127,6 +129,11 @@ for b in $backends; do
 			cell kernel $bn $rw $d 2 1 --target kernel --backend $dev --workers 1
 			cell kernel $bn $rw $d 2 2 --target kernel --backend $dev --workers 2
 		done
+		# Low queue depth with busy polling on both sides: the worker
+		# (VHOST_SET_VRING_BUSYLOOP_TIMEOUT) and the driver (a guest's
+		# virtio-blk poll queues).
+		cell kernel-poll $bn $rw 1 1 1 --target kernel --backend $dev --workers 1 \
+			--poll-us $poll --driver-poll-us $poll
 	done
 	start_qsd $dev
 	for rw in $rws; do
@@ -135,6 +142,10 @@ for b in $backends; do
 				cell qsd $bn $rw $d $q 1 --target vhost-user --socket $sock --serving-pid $dpid
 			done
 		done
+		# Its iothread polls adaptively by default (poll-max-ns); the
+		# driver polls as for kernel-poll.
+		cell qsd-poll $bn $rw 1 1 1 --target vhost-user --socket $sock --serving-pid $dpid \
+			--driver-poll-us $poll
 	done
 	stop_daemon
 	for w in 1 2; do
