@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+// vhost-blkctl serve as the vhost-user-blk backend of a frontend that does
+// what QEMU does (libvblk's vhost-user frontend): data through the bridge
+// onto the kernel path, a ring stopped mid-I/O reports an exact base with
+// every request below it completed, and frontends that vanish with I/O in
+// flight lose no acknowledged write while serve keeps serving.
+#include "common.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace vbt;
+
+namespace {
+
+// A `vhost-blkctl serve` child process on one backend.
+class Serve {
+public:
+	Serve(const Backend &b, unsigned queues)
+	{
+		const char *build = std::getenv("BUILD");
+		bin_ = std::string(build ? build : "/nonexistent") +
+		       "/cmake/tools/vhost-blkctl/vhost-blkctl";
+		if (::access(bin_.c_str(), X_OK) != 0)
+			ktap::skip("vhost-blkctl not built ($BUILD/cmake/tools/vhost-blkctl)");
+		// /run: a tmpfs in the test VM (the 9p root is read-only).
+		char tmpl[] = "/run/vbt-serve-XXXXXX";
+		if (!::mkdtemp(tmpl))
+			throw vblk::SysError(errno, "mkdtemp");
+		dir_ = tmpl;
+		sock_ = dir_ + "/d.sock";
+		std::string q = std::to_string(queues), w = std::to_string(std::min(queues, 2u));
+		pid_ = ::fork();
+		if (pid_ < 0)
+			throw vblk::SysError(errno, "fork");
+		if (pid_ == 0) {
+			::setenv("VHOST_BLKCTL_RUN_DIR", (dir_ + "/run").c_str(), 1);
+			int log = ::open((dir_ + "/serve.log").c_str(), O_WRONLY | O_CREAT, 0600);
+			::dup2(log, 1);
+			::dup2(log, 2);
+			::execl(bin_.c_str(), "vhost-blkctl", "serve", "--backend", b.path().c_str(),
+				"--socket", sock_.c_str(), "--name", "vbt", "--queues", q.c_str(),
+				"--workers", w.c_str(), static_cast<char *>(nullptr));
+			::_exit(127);
+		}
+		struct stat st;
+		for (int i = 0; i < 100 && ::stat(sock_.c_str(), &st) != 0; i++)
+			std::this_thread::sleep_for(50ms);
+	}
+	Serve(const Serve &) = delete;
+	Serve &operator=(const Serve &) = delete;
+	~Serve()
+	{
+		if (pid_ > 0) {
+			::kill(pid_, SIGKILL);
+			::waitpid(pid_, nullptr, 0);
+		}
+		std::error_code ec;
+		std::filesystem::remove_all(dir_, ec);
+	}
+
+	const std::string &socket() const { return sock_; }
+	bool alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+	// SIGTERM; the exit status (-1: did not exit within 10 s).
+	int stop()
+	{
+		::kill(pid_, SIGTERM);
+		for (int i = 0; i < 200; i++) {
+			int status;
+			if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+				pid_ = -1;
+				return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			}
+			std::this_thread::sleep_for(50ms);
+		}
+		return -1;
+	}
+
+private:
+	std::string bin_, dir_, sock_;
+	pid_t pid_ = -1;
+};
+
+std::unique_ptr<vblk::BlkDriver> frontend(const Serve &s, unsigned queues)
+{
+	vblk::BlkDriverOptions o = driver_options(queues, 256);
+	o.vhost_user_socket = s.socket();
+	return std::make_unique<vblk::BlkDriver>(o);
+}
+
+} // namespace
+
+TEST(vhost_user_bridge_round_trips_data_on_every_queue)
+{
+	require_device();
+	auto b = Backend::open(env_nullb);
+	Serve s(b, 2);
+	auto d = frontend(s, 2);
+	for (unsigned q = 0; q < 2; q++) {
+		uint64_t sector = 700000 + q * 256;
+		auto data = pattern(64 * 1024, sector, ktap::seed() + q);
+		ASSERT_EQ(d->write(q, sector, data), VIRTIO_BLK_S_OK);
+		std::vector<uint8_t> back(data.size());
+		ASSERT_EQ(d->read(1 - q, sector, back), VIRTIO_BLK_S_OK);
+		ASSERT_BYTES_EQ(back, data);
+		ASSERT_BYTES_EQ(b.read_direct(sector * 512, data.size()), data);
+	}
+	d.reset();
+	ASSERT_EQ(s.stop(), 0);
+}
+
+TEST(vhost_user_stop_ring_mid_io_base_is_exact)
+{
+	require_device();
+	auto b = Backend::open(env_nullb);
+	Serve s(b, 1);
+	auto d = frontend(s, 1);
+	const unsigned n = 64;
+	const uint64_t base_sector = 720000;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t sector = base_sector + i * 8;
+		d->submit(0, vblk::BlkDriver::write_spec(sector, pattern(4096, sector, ktap::seed())),
+			  i % 4 == 3);
+	}
+	// GET_VRING_BASE with requests in flight: the bridge stops the ring,
+	// waits for what the kernel took, then answers.
+	unsigned base = d->get_vring_base(0);
+	ASSERT_LE(base, n);
+	auto done = d->poll(0, base, 2000ms);
+	ASSERT_EQ(done.size(), base);
+	for (auto &c : done)
+		ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
+	ASSERT_EQ(d->pending(0), n - base);
+	// The first `base` chains were the consumed ones: all on disk.
+	for (unsigned i = 0; i < base; i++) {
+		uint64_t sector = base_sector + i * 8;
+		ASSERT_BYTES_EQ(b.read_direct(sector * 512, 4096), pattern(4096, sector, ktap::seed()));
+	}
+	d.reset();
+	ASSERT_EQ(s.stop(), 0);
+}
+
+TEST_TIMEOUT(vhost_user_frontends_vanishing_mid_io_lose_no_acknowledged_write, 240)
+{
+	require_device();
+	auto b = Backend::open(env_nullb);
+	Serve s(b, 2);
+	const unsigned rounds = 8, per_round = 64;
+	std::vector<std::pair<uint64_t, uint64_t>> acked; // sector, seed
+	for (unsigned r = 0; r < rounds; r++) {
+		auto d = frontend(s, 2);
+		std::unordered_map<uint64_t, uint64_t> sector_of;
+		for (unsigned i = 0; i < per_round; i++) {
+			uint64_t sector = 740000 + (r * per_round + i) * 8;
+			uint64_t seed = ktap::seed() + r * 1000 + i;
+			unsigned q = i % 2;
+			uint64_t tok = d->submit(
+				q, vblk::BlkDriver::write_spec(sector, pattern(4096, sector, seed)), i % 8 == 7);
+			sector_of[tok] = sector;
+			(void)seed;
+		}
+		d->kick(0);
+		d->kick(1);
+		// Take some completions, then vanish with the rest in flight.
+		for (unsigned q = 0; q < 2; q++)
+			for (auto &c : d->poll(q, 4 + r, 2000ms)) {
+				ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
+				uint64_t sector = sector_of.at(c.token);
+				uint64_t i = (sector - 740000) / 8 - r * per_round;
+				acked.emplace_back(sector, ktap::seed() + r * 1000 + i);
+			}
+		d.reset();
+		ASSERT_TRUE(s.alive());
+	}
+	ASSERT_GE(acked.size(), rounds * 8);
+	// The next frontend gets a working disk holding every acknowledged write.
+	auto d = frontend(s, 2);
+	for (auto [sector, seed] : acked) {
+		std::vector<uint8_t> back(4096);
+		ASSERT_EQ(d->read(sector % 2, sector, back), VIRTIO_BLK_S_OK);
+		ASSERT_BYTES_EQ(back, pattern(4096, sector, seed));
+	}
+	d.reset();
+	ASSERT_EQ(s.stop(), 0);
+}
