@@ -17,6 +17,9 @@ namespace bridge {
 struct DiskParams {
 	unsigned queues = 1;
 	bool read_only = false;
+	// Busy polling of idle rings, microseconds (0: off), set on every
+	// ring before it starts.
+	unsigned poll_us = 0;
 };
 
 // The virtio features offered to the frontend (without bit 30): the

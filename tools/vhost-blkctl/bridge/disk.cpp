@@ -104,6 +104,7 @@ control::DiskStatus Disk::status()
 	s.block_size = backend_.info().logical_block_size;
 	s.queues = opts_.params.queues;
 	s.read_only = opts_.params.read_only;
+	s.poll_us = opts_.params.poll_us;
 	s.connected = session_ && session_->owned();
 	s.connections = connections_;
 	s.features = session_ ? session_->acked_features() : 0;

@@ -107,6 +107,8 @@ void Session::maybe_start(unsigned index)
 	Ring &r = rings_[index];
 	if (r.started || !r.enabled || !r.kick_set || !r.addr_set || !r.num || mem_.empty())
 		return;
+	if (ctx_.params.poll_us)
+		dev_->set_vring_busyloop_timeout(index, ctx_.params.poll_us);
 	dev_->attach_ring(index, ctx_.backend_fd);
 	r.started = true;
 	ctx_.log("vq " + std::to_string(index) + ": started");

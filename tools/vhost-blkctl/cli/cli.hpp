@@ -48,6 +48,7 @@ struct ServeOptions {
 	bool worker_per_vq = false;
 	std::string map;	// VQ:WORKER,...
 	bool read_only = false;
+	unsigned poll_us = 0;
 };
 
 struct ListOptions {

@@ -68,6 +68,7 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 	   << "  backend   " << s.backend << ", " << human_bytes(s.size_bytes) << ", "
 	   << s.block_size << "-byte blocks" << (s.read_only ? ", read-only" : "") << "\n"
 	   << "  socket    " << s.socket << "\n"
+	   << (s.poll_us ? "  polling   " + std::to_string(s.poll_us) + " us per idle ring\n" : "")
 	   << "  serial    " << s.serial << "\n"
 	   << "  frontend  " << (s.connected ? "connected" : "none") << " (" << s.connections
 	   << " connection" << (s.connections == 1 ? "" : "s") << " so far)\n";

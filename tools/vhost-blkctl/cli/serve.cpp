@@ -45,6 +45,10 @@ void setup_serve(CLI::App &app, Options &o)
 	w->excludes(pv);
 	sub->add_option("--map", s.map, "Explicit assignments VQ:WORKER,... (after the policy)");
 	sub->add_flag("--read-only", s.read_only, "Offer a read-only disk");
+	sub->add_option("--poll-us", s.poll_us,
+			"Busy-poll idle rings this long (microseconds; lower latency at low "
+			"queue depth for CPU time)")
+		->check(CLI::Range(0, 100000));
 	sub->add_option("--device", s.device, "vhost-blk device node")
 		->capture_default_str()
 		->group("Advanced");
@@ -118,7 +122,7 @@ int run_serve(const Options &o)
 	}
 
 	std::string run_dir = control::resolve_run_dir(o.global.run_dir);
-	bridge::DiskOptions dopts{ name, s.socket, serial, { s.queues, s.read_only }, plan };
+	bridge::DiskOptions dopts{ name, s.socket, serial, { s.queues, s.read_only, s.poll_us }, plan };
 	std::string devpath = s.device;
 	bridge::Disk disk(std::move(dopts), std::move(*backend), kfeatures,
 			  [devpath] { return std::make_unique<device::KernelDevice>(devpath); }, log);

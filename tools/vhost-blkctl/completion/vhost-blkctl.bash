@@ -80,7 +80,7 @@ _vhost_blkctl()
 	case $cmd in
 	serve)
 		opts="--backend --socket --name --serial --queues --workers --worker-per-vq
-		      --map --read-only --device --run-dir --help"
+		      --map --read-only --poll-us --device --run-dir --help"
 		;;
 	list) opts="--json --run-dir --help" ;;
 	info) opts="--json --device --help" ;;

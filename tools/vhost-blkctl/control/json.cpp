@@ -91,6 +91,7 @@ void to_json(json &j, const DiskStatus &d)
 		{ "block_size", d.block_size },
 		{ "queues", d.queues },
 		{ "read_only", d.read_only },
+		{ "poll_us", d.poll_us },
 		{ "connected", d.connected },
 		{ "connections", d.connections },
 		{ "features", d.features },
@@ -111,6 +112,7 @@ void from_json(const json &j, DiskStatus &d)
 	d.block_size = j.at("block_size").get<uint32_t>();
 	d.queues = j.at("queues").get<unsigned>();
 	d.read_only = j.at("read_only").get<bool>();
+	d.poll_us = j.value("poll_us", 0u);
 	d.connected = j.at("connected").get<bool>();
 	d.connections = j.at("connections").get<uint64_t>();
 	d.features = j.at("features").get<uint64_t>();

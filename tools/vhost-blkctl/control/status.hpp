@@ -43,6 +43,7 @@ struct DiskStatus {
 	uint32_t block_size = 512;
 	unsigned queues = 1;
 	bool read_only = false;
+	unsigned poll_us = 0;
 	bool connected = false;		// a frontend owns the device
 	uint64_t connections = 0;	// accepted since start
 	uint64_t features = 0;		// negotiated virtio features

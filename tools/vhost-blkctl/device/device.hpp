@@ -48,6 +48,8 @@ public:
 	virtual void set_vring_kick(unsigned index, int fd) = 0;
 	virtual void set_vring_call(unsigned index, int fd) = 0;
 	virtual void set_vring_err(unsigned index, int fd) = 0;
+	// Busy polling of the idle ring (VHOST_SET_VRING_BUSYLOOP_TIMEOUT).
+	virtual void set_vring_busyloop_timeout(unsigned index, unsigned usecs) = 0;
 	// Attaches the block device to ring `index`.
 	virtual void attach_ring(unsigned index, int backend_fd) = 0;
 	// Detaches ring `index`; returns once its in-flight requests are in

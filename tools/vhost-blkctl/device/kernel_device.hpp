@@ -26,6 +26,10 @@ public:
 	void set_vring_kick(unsigned i, int fd) override { dev_.set_vring_kick(i, fd); }
 	void set_vring_call(unsigned i, int fd) override { dev_.set_vring_call(i, fd); }
 	void set_vring_err(unsigned i, int fd) override { dev_.set_vring_err(i, fd); }
+	void set_vring_busyloop_timeout(unsigned i, unsigned us) override
+	{
+		dev_.set_vring_busyloop_timeout(i, us);
+	}
 	void attach_ring(unsigned i, int fd) override
 	{
 		dev_.set_backend(VHOST_BLK_BACKEND_VRING(i), fd);

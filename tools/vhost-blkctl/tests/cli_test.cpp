@@ -53,6 +53,20 @@ TEST(Cli, serve_options)
 	EXPECT_EQ(o.serve.device, "/dev/vhost-blk");
 }
 
+TEST(Cli, serve_poll_us_defaults_off_and_is_bounded)
+{
+	EXPECT_EQ(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a" }).serve.poll_us, 0u);
+	EXPECT_EQ(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a", "--poll-us", "50" })
+			  .serve.poll_us,
+		  50u);
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a", "--poll-us",
+			     "1000001" }),
+		     CLI::ParseError);
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a", "--poll-us",
+			     "-1" }),
+		     CLI::ParseError);
+}
+
 TEST(Cli, serve_needs_backend_and_socket)
 {
 	EXPECT_THROW(parse({ "serve", "--socket", "/tmp/a.sock" }), CLI::ParseError);

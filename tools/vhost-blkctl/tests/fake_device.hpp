@@ -22,6 +22,7 @@ struct Ring {
 	bool kick = false, call = false;
 	bool attached = false;
 	unsigned worker = 0;
+	unsigned busyloop_us = 0;
 };
 
 // Shared between the test and every device a factory made.
@@ -85,6 +86,11 @@ public:
 	void set_vring_kick(unsigned i, int fd) override { call("set_vring_kick", i), ring(i).kick = fd >= 0; }
 	void set_vring_call(unsigned i, int fd) override { call("set_vring_call", i), ring(i).call = fd >= 0; }
 	void set_vring_err(unsigned i, int) override { call("set_vring_err", i); }
+	void set_vring_busyloop_timeout(unsigned i, unsigned us) override
+	{
+		call("set_vring_busyloop_timeout", i);
+		s_.rings[i].busyloop_us = us;
+	}
 	void attach_ring(unsigned i, int fd) override
 	{
 		call("attach_ring", i);

@@ -102,6 +102,29 @@ TEST(Session, ring_starts_after_kick_with_daemon_addresses)
 	EXPECT_FALSE(h.st.rings[1].attached);
 }
 
+TEST(Session, poll_us_is_set_on_each_ring_before_it_starts)
+{
+	SessionHarness h;
+	h.ctx.params.poll_us = 50;
+	h.bring_up(0);
+	h.bring_up(1, false);
+	for (unsigned i : { 0u, 1u })
+		EXPECT_EQ(h.st.rings[i].busyloop_us, 50u);
+	auto &c = h.st.calls;
+	auto poll = std::find(c.begin(), c.end(), "set_vring_busyloop_timeout(0)");
+	auto attach = std::find(c.begin(), c.end(), "attach_ring(0)");
+	ASSERT_NE(poll, c.end());
+	EXPECT_LT(poll, attach);
+}
+
+TEST(Session, no_busyloop_call_without_poll_us)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 0u);
+	EXPECT_EQ(std::count(h.st.calls.begin(), h.st.calls.end(), "set_vring_busyloop_timeout(0)"), 0);
+}
+
 TEST(Session, ring_does_not_start_without_kick)
 {
 	SessionHarness h;
