@@ -86,6 +86,17 @@ void Disk::handle_one()
 void Disk::disconnect(const std::string &reason)
 {
 	ctx_.log("closing the frontend connection: " + reason);
+	if (session_ && session_->owned()) {
+		try {
+			last_vqs_ = status().vqs;
+			for (auto &v : last_vqs_) {
+				v.started = v.attached = false;
+				v.inflight = 0;
+			}
+		} catch (const std::exception &) {
+			last_vqs_.clear();
+		}
+	}
 	// Session first: its rings drain while the channel is still ours.
 	session_.reset();
 	channel_.reset();
@@ -146,6 +157,10 @@ control::DiskStatus Disk::status()
 		}
 		s.vqs.push_back(v);
 	}
+	if (s.connected)
+		s.vqs_source = "live";
+	else if (last_vqs_.size() == s.vqs.size())
+		s.vqs = last_vqs_, s.vqs_source = "last-connection";
 	return s;
 }
 

@@ -58,6 +58,10 @@ private:
 	std::optional<vhost_user::Channel> channel_;
 	std::unique_ptr<Session> session_;
 	uint64_t connections_ = 0;
+	// The rings' counters as the last frontend left them: status shows
+	// them until the next frontend connects (a VM that has shut down can
+	// still be inspected).
+	std::vector<control::VqStatus> last_vqs_;
 };
 
 } // namespace bridge

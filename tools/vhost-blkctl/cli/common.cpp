@@ -89,6 +89,8 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 			os << (i ? "," : "") << w.vqs[i];
 		os << "\n";
 	}
+	if (s.vqs_source == "last-connection")
+		os << "\n  counters of the last connection (no frontend now):";
 	os << "\n  " << std::setw(4) << "VQ" << std::setw(8) << "WORKER" << std::setw(9)
 	   << "STARTED" << std::setw(9) << "INFLIGHT" << std::right << std::setw(10) << "READS"
 	   << std::setw(10) << "WRITES" << std::setw(9) << "FLUSHES" << std::setw(8) << "OTHER"

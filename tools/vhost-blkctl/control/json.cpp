@@ -98,6 +98,7 @@ void to_json(json &j, const DiskStatus &d)
 		{ "policy", d.policy },
 		{ "workers", d.workers },
 		{ "vqs", d.vqs },
+		{ "vqs_source", d.vqs_source },
 	};
 }
 
@@ -119,6 +120,7 @@ void from_json(const json &j, DiskStatus &d)
 	d.policy = j.at("policy").get<std::string>();
 	d.workers = j.at("workers").get<std::vector<WorkerStatus>>();
 	d.vqs = j.at("vqs").get<std::vector<VqStatus>>();
+	d.vqs_source = j.value("vqs_source", "none");
 }
 
 namespace {

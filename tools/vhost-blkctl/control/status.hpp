@@ -50,6 +50,9 @@ struct DiskStatus {
 	std::string policy;
 	std::vector<WorkerStatus> workers;
 	std::vector<VqStatus> vqs;
+	// "live" (the connected frontend's rings), "last-connection" (the
+	// counters when the last frontend left) or "none".
+	std::string vqs_source = "none";
 };
 
 // A control request the daemon refused.  code is one of "invalid-argument",

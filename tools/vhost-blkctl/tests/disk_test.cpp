@@ -203,6 +203,30 @@ TEST(Disk, status_reports_workers_map_and_stats)
 	EXPECT_EQ(s.vqs[0].worker, 0);
 }
 
+TEST(Disk, status_keeps_the_last_connection_s_counters_until_the_next_one)
+{
+	DiskHarness h;
+	EXPECT_EQ(h.disk->status().vqs_source, "none");
+	h.connect();
+	h.bring_up();
+	EXPECT_EQ(h.disk->status().vqs_source, "live");
+	::close(h.peer);
+	h.peer = -1;
+	h.disk->on_readable();
+	auto s = h.disk->status();
+	EXPECT_FALSE(s.connected);
+	EXPECT_EQ(s.vqs_source, "last-connection");
+	ASSERT_EQ(s.vqs.size(), 2u);
+	EXPECT_EQ(s.vqs[1].requests[0], 11u);
+	EXPECT_EQ(s.vqs[1].requests[1], 21u);
+	EXPECT_FALSE(s.vqs[0].started);
+	EXPECT_FALSE(s.vqs[0].attached);
+	// The next frontend's rings replace them.
+	h.connect();
+	h.bring_up();
+	EXPECT_EQ(h.disk->status().vqs_source, "live");
+}
+
 TEST(Disk, worker_changes_apply_live_and_bad_ones_are_refused)
 {
 	DiskHarness h;
