@@ -47,14 +47,17 @@ vm_suite() {
 	passed=$((passed + okn - skip))
 	skipped=$((skipped + skip))
 	failed=$((failed + notok))
-	((notok)) && failures+=("$name: $notok test(s): $(grep -E '^not ok' "$log" | cut -d' ' -f4 | tr '\n' ' ')")
+	((notok)) && failures+=("$name: $notok test(s): $(grep -E '^not ok' "$log" | sed -E 's/^not ok [0-9]+ //; s/ # .*//' | paste -sd ';')")
 	if ((rc != 0)); then
 		# The suite's own failures are counted above; anything else
 		# (dmesg, rmmod, crash, timeout) is a failure of its own.
-		if grep -q 'run.sh: FAIL:' "$log" &&
-		   grep 'run.sh: FAIL:' "$log" | grep -qv "exited with status"; then
+		# (run.sh's last line, "FAIL: suite X in Ns", is the verdict,
+		# not a reason.)
+		reasons=$(grep 'run.sh: FAIL:' "$log" | grep -v 'exited with status' |
+			  grep -vE 'run.sh: FAIL: suite [^ ]+ in [0-9]+s')
+		if [ -n "$reasons" ]; then
 			failed=$((failed + 1))
-			failures+=("$name: $(grep 'run.sh: FAIL:' "$log" | grep -v 'exited with status' | head -1)")
+			failures+=("$name: $(head -1 <<<"$reasons")")
 		elif ((notok == 0)); then
 			failed=$((failed + 1))
 			failures+=("$name: failed without a failing test line")
