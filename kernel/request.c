@@ -299,6 +299,9 @@ malformed:
 	return 0;
 }
 
+/* Requests per intermediate completion report in a long kick batch. */
+#define VHOST_BLK_REPORT_EVERY 32
+
 /* Roughly microseconds, cheap to read: what vhost-net polls with. */
 static unsigned long vhost_blk_busy_clock(void)
 {
@@ -386,7 +389,17 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		if (unlikely(ret < 0))
 			break;
 		bytes += ret;
-	} while (likely(!vhost_exceeds_weight(vq, ++reqs, bytes)));
+		/*
+		 * A deep ring: send what is built so far and report what has
+		 * finished, so the guest refills while we go on instead of
+		 * waiting for the whole batch.
+		 */
+		if (!(++reqs % VHOST_BLK_REPORT_EVERY)) {
+			blk_finish_plug(&plug);
+			vhost_blk_complete(bvq, true);
+			blk_start_plug(&plug);
+		}
+	} while (likely(!vhost_exceeds_weight(vq, reqs, bytes)));
 	blk_finish_plug(&plug);
 
 	/* Report what failed validation or already finished, in one batch. */
