@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <cstring>
 #include <endian.h>
-#include <limits>
 
 namespace bridge {
 
@@ -18,15 +17,29 @@ namespace {
 
 constexpr uint64_t bit(unsigned n) { return 1ull << n; }
 
-constexpr uint32_t clamp32(uint64_t v)
+// A guest within seg_max and size_max never reaches the module's
+// request size limit.
+static_assert(uint64_t{ VHOST_BLK_MAX_SEGMENTS } * VHOST_BLK_MAX_SEGMENT_SIZE <=
+	      VHOST_BLK_MAX_REQUEST_BYTES);
+
+uint32_t range_sectors(uint64_t max_bytes, uint32_t logical_block_size)
 {
-	return static_cast<uint32_t>(std::min<uint64_t>(v, std::numeric_limits<uint32_t>::max()));
+	uint32_t lbs_sectors = std::max<uint32_t>(logical_block_size, 512) / 512;
+	uint64_t s = std::min<uint64_t>(max_bytes / 512, VHOST_BLK_MAX_RANGE_SECTORS);
+	return static_cast<uint32_t>(s - s % lbs_sectors);
 }
 
-// Write-zeroes the block layer emulates: advertise 32 MiB per segment.
-constexpr uint64_t emulated_write_zeroes_bytes = 32ull << 20;
-
 } // namespace
+
+uint32_t max_discard_sectors(const device::BackendInfo &b)
+{
+	return range_sectors(b.discard_max_bytes, b.logical_block_size);
+}
+
+uint32_t max_write_zeroes_sectors(const device::BackendInfo &b)
+{
+	return range_sectors(b.write_zeroes_max_bytes, b.logical_block_size);
+}
 
 uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b,
 			  const DiskParams &p)
@@ -34,11 +47,13 @@ uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b
 	uint64_t allowed = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_ANY_LAYOUT) |
 			   bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) |
 			   bit(VIRTIO_F_NOTIFY_ON_EMPTY) | bit(VIRTIO_BLK_F_SEG_MAX) |
-			   bit(VIRTIO_BLK_F_BLK_SIZE) | bit(VIRTIO_BLK_F_FLUSH) |
-			   bit(VIRTIO_BLK_F_TOPOLOGY) | bit(VIRTIO_BLK_F_MQ) |
-			   bit(VIRTIO_BLK_F_WRITE_ZEROES);
-	if (b.discard_max_bytes)
+			   bit(VIRTIO_BLK_F_SIZE_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE) |
+			   bit(VIRTIO_BLK_F_FLUSH) | bit(VIRTIO_BLK_F_TOPOLOGY) |
+			   bit(VIRTIO_BLK_F_MQ);
+	if (max_discard_sectors(b))
 		allowed |= bit(VIRTIO_BLK_F_DISCARD);
+	if (max_write_zeroes_sectors(b))
+		allowed |= bit(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (p.read_only || b.read_only)
 		allowed |= bit(VIRTIO_BLK_F_RO);
 	return kernel_features & allowed;
@@ -52,6 +67,7 @@ virtio_blk_config build_config(const device::BackendInfo &b, const DiskParams &p
 	uint32_t lbs = std::max<uint32_t>(b.logical_block_size, 512);
 	uint64_t sectors = b.size_bytes / 512;
 	c.capacity = htole64(sectors);
+	c.size_max = htole32(VHOST_BLK_MAX_SEGMENT_SIZE);
 	c.seg_max = htole32(VHOST_BLK_MAX_SEGMENTS);
 	c.blk_size = htole32(lbs);
 	uint32_t pbs = std::max(b.physical_block_size, lbs);
@@ -62,17 +78,17 @@ virtio_blk_config build_config(const device::BackendInfo &b, const DiskParams &p
 	c.opt_io_size = htole32(b.opt_io_size / lbs);
 	c.wce = wce ? 1 : 0;
 	c.num_queues = htole16(static_cast<uint16_t>(p.queues));
-	if (b.discard_max_bytes) {
-		c.max_discard_sectors = htole32(clamp32(b.discard_max_bytes / 512));
+	if (uint32_t n = max_discard_sectors(b)) {
+		c.max_discard_sectors = htole32(n);
 		c.max_discard_seg = htole32(VHOST_BLK_MAX_DISCARD_SEGMENTS);
 		c.discard_sector_alignment =
 			htole32(std::max<uint32_t>(b.discard_granularity, lbs) / 512);
 	}
-	uint64_t wz = b.write_zeroes_max_bytes ? b.write_zeroes_max_bytes
-					       : emulated_write_zeroes_bytes;
-	c.max_write_zeroes_sectors = htole32(clamp32(wz / 512));
-	c.max_write_zeroes_seg = htole32(VHOST_BLK_MAX_DISCARD_SEGMENTS);
-	c.write_zeroes_may_unmap = b.discard_max_bytes ? 1 : 0;
+	if (uint32_t n = max_write_zeroes_sectors(b)) {
+		c.max_write_zeroes_sectors = htole32(n);
+		c.max_write_zeroes_seg = htole32(VHOST_BLK_MAX_DISCARD_SEGMENTS);
+		c.write_zeroes_may_unmap = b.discard_max_bytes ? 1 : 0;
+	}
 	return c;
 }
 

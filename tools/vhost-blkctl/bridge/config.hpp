@@ -22,16 +22,27 @@ struct DiskParams {
 	unsigned poll_us = 0;
 };
 
+// Sectors one DISCARD / WRITE_ZEROES segment may cover, as the module
+// enforces it: the backend's queue limit (discard_max_bytes,
+// write_zeroes_max_bytes) capped at VHOST_BLK_MAX_RANGE_SECTORS, rounded
+// down to the logical block size.  0: the backend cannot do it.
+uint32_t max_discard_sectors(const device::BackendInfo &b);
+uint32_t max_write_zeroes_sectors(const device::BackendInfo &b);
+
 // The virtio features offered to the frontend (without bit 30): the
 // kernel's, minus what the bridge cannot honour (LOG_ALL: no dirty log;
-// SECURE_ERASE: not detectable on the backend), minus DISCARD when the
-// backend has none, minus RO unless the disk is read-only.
+// SECURE_ERASE: the backend's limit is not in sysfs), minus DISCARD and
+// WRITE_ZEROES when the backend has none (the module answers UNSUPP),
+// minus RO unless the disk is read-only.
 uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b,
 			  const DiskParams &p);
 
-// virtio_blk_config in little-endian (VIRTIO_F_VERSION_1) layout.
-// seg_max and the discard/write-zeroes segment counts stay within the
-// module's VHOST_BLK_MAX_* limits.
+// virtio_blk_config in little-endian (VIRTIO_F_VERSION_1) layout.  The
+// per-request limits are exactly those the module enforces: seg_max
+// VHOST_BLK_MAX_SEGMENTS, size_max VHOST_BLK_MAX_SEGMENT_SIZE, segment
+// counts VHOST_BLK_MAX_DISCARD_SEGMENTS, sectors per range from
+// max_discard_sectors() / max_write_zeroes_sectors(); the fields of a
+// feature the backend lacks are zero.
 virtio_blk_config build_config(const device::BackendInfo &b, const DiskParams &p,
 			       bool wce);
 

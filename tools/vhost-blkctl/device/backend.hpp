@@ -19,7 +19,7 @@ struct BackendInfo {
 	uint32_t alignment_offset = 0;		// bytes
 	uint64_t discard_max_bytes = 0;		// 0: no discard
 	uint32_t discard_granularity = 0;	// bytes
-	uint64_t write_zeroes_max_bytes = 0;	// 0: emulated by the block layer
+	uint64_t write_zeroes_max_bytes = 0;	// 0: none (no WRITE_ZEROES offered)
 	bool read_only = false;			// the device itself is read-only
 	bool write_cache = true;		// volatile write cache ("write back")
 };

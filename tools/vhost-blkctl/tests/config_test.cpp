@@ -25,12 +25,22 @@ device::BackendInfo disk_1g()
 	b.opt_io_size = 65536;
 	b.discard_max_bytes = 1ull << 30;
 	b.discard_granularity = 4096;
+	b.write_zeroes_max_bytes = 8ull << 20;
+	return b;
+}
+
+// Like null_blk: discard, but no write-zeroes offload.
+device::BackendInfo disk_without_write_zeroes()
+{
+	auto b = disk_1g();
+	b.write_zeroes_max_bytes = 0;
 	return b;
 }
 
 const uint64_t kernel_all = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_ANY_LAYOUT) |
 			    bit(28) | bit(29) | bit(24) | bit(VHOST_F_LOG_ALL) |
-			    bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_RO) |
+			    bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_SIZE_MAX) |
+			    bit(VIRTIO_BLK_F_RO) |
 			    bit(VIRTIO_BLK_F_BLK_SIZE) | bit(VIRTIO_BLK_F_FLUSH) |
 			    bit(VIRTIO_BLK_F_TOPOLOGY) | bit(VIRTIO_BLK_F_MQ) |
 			    bit(VIRTIO_BLK_F_DISCARD) | bit(VIRTIO_BLK_F_WRITE_ZEROES) |
@@ -65,6 +75,28 @@ TEST(Features, discard_only_when_the_backend_has_it)
 	EXPECT_FALSE(offered_features(kernel_all, b, {}) & bit(VIRTIO_BLK_F_DISCARD));
 }
 
+TEST(Features, discard_shorter_than_a_logical_block_is_not_offered)
+{
+	auto b = disk_1g();
+	b.logical_block_size = 4096;
+	b.discard_max_bytes = 2048;
+	EXPECT_FALSE(offered_features(kernel_all, b, {}) & bit(VIRTIO_BLK_F_DISCARD));
+}
+
+TEST(Features, write_zeroes_only_when_the_backend_offloads_it)
+{
+	EXPECT_TRUE(offered_features(kernel_all, disk_1g(), {}) & bit(VIRTIO_BLK_F_WRITE_ZEROES));
+	EXPECT_FALSE(offered_features(kernel_all, disk_without_write_zeroes(), {}) &
+		     bit(VIRTIO_BLK_F_WRITE_ZEROES));
+}
+
+TEST(Features, size_max_when_the_kernel_offers_it)
+{
+	EXPECT_TRUE(offered_features(kernel_all, disk_1g(), {}) & bit(VIRTIO_BLK_F_SIZE_MAX));
+	EXPECT_FALSE(offered_features(kernel_all & ~bit(VIRTIO_BLK_F_SIZE_MAX), disk_1g(), {}) &
+		     bit(VIRTIO_BLK_F_SIZE_MAX));
+}
+
 TEST(Features, nothing_the_kernel_lacks)
 {
 	EXPECT_EQ(offered_features(bit(VIRTIO_F_VERSION_1), disk_1g(), { 2, true }),
@@ -87,13 +119,35 @@ TEST(Config, limits_stay_within_the_module)
 {
 	auto c = build_config(disk_1g(), {}, true);
 	EXPECT_EQ(le32toh(c.seg_max), static_cast<uint32_t>(VHOST_BLK_MAX_SEGMENTS));
+	EXPECT_EQ(le32toh(c.size_max), static_cast<uint32_t>(VHOST_BLK_MAX_SEGMENT_SIZE));
 	EXPECT_EQ(le32toh(c.max_discard_seg), static_cast<uint32_t>(VHOST_BLK_MAX_DISCARD_SEGMENTS));
 	EXPECT_EQ(le32toh(c.max_write_zeroes_seg),
 		  static_cast<uint32_t>(VHOST_BLK_MAX_DISCARD_SEGMENTS));
 	EXPECT_EQ(le32toh(c.max_discard_sectors), (1u << 30) / 512);
 	EXPECT_EQ(le32toh(c.discard_sector_alignment), 8u);
+	EXPECT_EQ(le32toh(c.max_write_zeroes_sectors), (8u << 20) / 512);
 	EXPECT_EQ(c.write_zeroes_may_unmap, 1);
 	EXPECT_EQ(le32toh(c.max_secure_erase_sectors), 0u);
+	EXPECT_EQ(le32toh(c.max_secure_erase_seg), 0u);
+}
+
+TEST(Config, size_max_is_the_module_segment_size_on_every_backend)
+{
+	auto b = disk_without_write_zeroes();
+	b.logical_block_size = 4096;
+	b.discard_max_bytes = 0;
+	auto c = build_config(b, {}, false);
+	EXPECT_EQ(le32toh(c.size_max), static_cast<uint32_t>(VHOST_BLK_MAX_SEGMENT_SIZE));
+	EXPECT_EQ(le32toh(c.seg_max), static_cast<uint32_t>(VHOST_BLK_MAX_SEGMENTS));
+}
+
+TEST(Config, no_write_zeroes_fields_without_write_zeroes_offload)
+{
+	auto c = build_config(disk_without_write_zeroes(), {}, true);
+	EXPECT_EQ(le32toh(c.max_write_zeroes_sectors), 0u);
+	EXPECT_EQ(le32toh(c.max_write_zeroes_seg), 0u);
+	EXPECT_EQ(c.write_zeroes_may_unmap, 0);
+	EXPECT_EQ(le32toh(c.max_discard_sectors), (1u << 30) / 512);
 }
 
 TEST(Config, no_discard_fields_without_discard)
@@ -102,8 +156,10 @@ TEST(Config, no_discard_fields_without_discard)
 	b.discard_max_bytes = 0;
 	auto c = build_config(b, {}, false);
 	EXPECT_EQ(le32toh(c.max_discard_sectors), 0u);
+	EXPECT_EQ(le32toh(c.max_discard_seg), 0u);
+	EXPECT_EQ(le32toh(c.discard_sector_alignment), 0u);
 	EXPECT_EQ(c.write_zeroes_may_unmap, 0);
-	EXPECT_GT(le32toh(c.max_write_zeroes_sectors), 0u);
+	EXPECT_EQ(le32toh(c.max_write_zeroes_sectors), (8u << 20) / 512);
 	EXPECT_EQ(c.wce, 0);
 }
 
@@ -119,12 +175,41 @@ TEST(Config, four_k_logical_blocks)
 	EXPECT_EQ(le16toh(c.min_io_size), 1);
 }
 
-TEST(Config, huge_discard_limits_clamp_to_32_bits)
+TEST(Config, range_limits_round_down_to_a_4k_logical_block)
+{
+	auto b = disk_1g();
+	b.logical_block_size = 4096;
+	b.discard_max_bytes = (1ull << 20) + 3 * 512;		// 2051 sectors
+	b.write_zeroes_max_bytes = (1ull << 20) + 7 * 512;	// 2055 sectors
+	auto c = build_config(b, {}, true);
+	EXPECT_EQ(le32toh(c.max_discard_sectors), 2048u);
+	EXPECT_EQ(le32toh(c.max_write_zeroes_sectors), 2048u);
+	EXPECT_EQ(max_discard_sectors(b), 2048u);
+	EXPECT_EQ(max_write_zeroes_sectors(b), 2048u);
+}
+
+TEST(Config, huge_range_limits_clamp_to_the_module_range_sectors)
 {
 	auto b = disk_1g();
 	b.discard_max_bytes = ~0ull;
+	b.write_zeroes_max_bytes = ~0ull;
 	auto c = build_config(b, {}, true);
-	EXPECT_EQ(le32toh(c.max_discard_sectors), 0xffffffffu);
+	EXPECT_EQ(le32toh(c.max_discard_sectors), static_cast<uint32_t>(VHOST_BLK_MAX_RANGE_SECTORS));
+	EXPECT_EQ(le32toh(c.max_write_zeroes_sectors),
+		  static_cast<uint32_t>(VHOST_BLK_MAX_RANGE_SECTORS));
+}
+
+TEST(Config, huge_range_limits_clamp_then_round_down_on_4k_blocks)
+{
+	auto b = disk_1g();
+	b.logical_block_size = 4096;
+	b.discard_max_bytes = ~0ull;
+	b.write_zeroes_max_bytes = 1ull << 40;
+	auto c = build_config(b, {}, true);
+	const uint32_t want = VHOST_BLK_MAX_RANGE_SECTORS / 8 * 8;
+	EXPECT_EQ(want, 0x7ffff8u);
+	EXPECT_EQ(le32toh(c.max_discard_sectors), want);
+	EXPECT_EQ(le32toh(c.max_write_zeroes_sectors), want);
 }
 
 TEST(Config, any_offset_and_size_read_back)
