@@ -8,7 +8,12 @@
  * ends.  Guest buffers that break the backend's DMA alignment or carry
  * segments that are not a multiple of its logical block size (the spec lets
  * a driver put the header and the data in one descriptor, for instance) go
- * through a bounce buffer instead: correct, just not zero-copy.
+ * through a bounce buffer instead: correct, just not zero-copy.  So do
+ * writes to backends that need stable pages (dm-integrity, RAID5/6,
+ * transports with data digests): the guest could change a buffer while the
+ * backend computes its checksum.  Bounce memory is charged to the owner
+ * (GFP_KERNEL_ACCOUNT) and each ring has at most VHOST_BLK_RING_BOUNCE_BYTES
+ * of it in flight (request.c waits for budget).
  *
  * Every request holds one reference in req->pending for the submitter and
  * one per bio; the last vhost_blk_req_put() queues the completion.
@@ -42,6 +47,7 @@ static void vhost_blk_free_bounce(struct vhost_blk_req *req)
 {
 	unsigned int i;
 
+	req->bvq->bounce_bytes -= (u64)req->nr_bounce << PAGE_SHIFT;
 	for (i = 0; i < req->nr_bounce; i++)
 		__free_page(req->bounce[i]);
 	kvfree(req->bounce);
@@ -70,7 +76,7 @@ static int vhost_blk_save_iov(struct vhost_blk_req *req, struct iov_iter *iter)
 	unsigned int i, n = 0;
 
 	req->bounce_iov = kmalloc_array(iter->nr_segs, sizeof(*iov),
-					GFP_KERNEL);
+					GFP_KERNEL_ACCOUNT);
 	if (!req->bounce_iov)
 		return -ENOMEM;
 	for (i = 0; i < iter->nr_segs && left; i++) {
@@ -95,15 +101,16 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 	struct bio *bio = NULL;
 	int ret;
 
-	req->bounce = kvcalloc(nr, sizeof(*req->bounce), GFP_KERNEL);
+	req->bounce = kvcalloc(nr, sizeof(*req->bounce), GFP_KERNEL_ACCOUNT);
 	if (!req->bounce)
 		return -ENOMEM;
 	for (req->nr_bounce = 0; req->nr_bounce < nr; req->nr_bounce++) {
-		struct page *page = alloc_page(GFP_KERNEL);
+		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT);
 
 		if (!page)
 			return -ENOMEM;
 		req->bounce[req->nr_bounce] = page;
+		req->bvq->bounce_bytes += PAGE_SIZE;
 	}
 
 	if (write) {
@@ -146,8 +153,17 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 	return 0;
 }
 
+bool vhost_blk_needs_bounce(struct block_device *bdev, struct iov_iter *iter,
+			    bool write)
+{
+	return !bdev_iter_is_aligned(bdev, iter) ||
+	       (write && bdev_stable_writes(bdev));
+}
+
+/* @bounce: from vhost_blk_needs_bounce(), with the ring's budget checked. */
 void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
-			 sector_t sector, struct iov_iter *iter, bool write)
+			 sector_t sector, struct iov_iter *iter, bool write,
+			 bool bounce)
 {
 	struct block_device *bdev = file_bdev(backend);
 	blk_opf_t opf = write ? REQ_OP_WRITE | REQ_SYNC | REQ_IDLE :
@@ -165,7 +181,7 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 
 	vhost_blk_begin(req);
 
-	if (unlikely(!bdev_iter_is_aligned(bdev, iter))) {
+	if (unlikely(bounce)) {
 		req->bvq->stats.bounced++;
 		if (vhost_blk_bounce_rw(req, bdev, sector, iter, opf))
 			vhost_blk_fail(req);
@@ -201,7 +217,37 @@ void vhost_blk_submit_flush(struct vhost_blk_req *req, struct file *backend)
 	vhost_blk_req_put(req);
 }
 
-/* Segments have been validated against the device by the caller. */
+/*
+ * Sectors one segment of a range request may cover: the backend's limit
+ * for the operation, at most VHOST_BLK_MAX_RANGE_SECTORS (so one bio's
+ * 32-bit bi_size holds it), rounded down to the logical block size.  0: the
+ * backend cannot do it (WRITE_ZEROES is never emulated with zero pages).
+ */
+unsigned int vhost_blk_range_limit(struct block_device *bdev, u32 type)
+{
+	unsigned int lbs = bdev_logical_block_size(bdev) >> SECTOR_SHIFT;
+	unsigned int max;
+
+	switch (type) {
+	case VIRTIO_BLK_T_DISCARD:
+		max = bdev_max_discard_sectors(bdev);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		max = bdev_write_zeroes_sectors(bdev);
+		break;
+	default:
+		max = bdev_max_secure_erase_sectors(bdev);
+		break;
+	}
+	return round_down(min(max, VHOST_BLK_MAX_RANGE_SECTORS), lbs);
+}
+
+/*
+ * Segments have been validated by the caller: each fits the device and
+ * vhost_blk_range_limit(), so each is one bio, completed through end_io
+ * like reads and writes; the block layer splits it further as the device
+ * needs.  At most VHOST_BLK_MAX_DISCARD_SEGMENTS bios, no waiting.
+ */
 void vhost_blk_submit_ranges(struct vhost_blk_req *req, struct file *backend,
 			     u32 type,
 			     const struct virtio_blk_discard_write_zeroes *segs,
@@ -209,50 +255,35 @@ void vhost_blk_submit_ranges(struct vhost_blk_req *req, struct file *backend,
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct block_device *bdev = file_bdev(backend);
-	u32 max_se = bdev_max_secure_erase_sectors(bdev);
-	struct bio *bio = NULL;
+	struct bio *bio;
+	blk_opf_t opf;
 	unsigned int i;
 
 	vhost_blk_begin(req);
 	for (i = 0; i < nseg; i++) {
-		sector_t sector = vhost64_to_cpu(vq, (__force __virtio64)segs[i].sector);
-		sector_t nr = vhost32_to_cpu(vq, (__force __virtio32)segs[i].num_sectors);
+		u64 sector = vhost64_to_cpu(vq, (__force __virtio64)segs[i].sector);
+		u32 nr = vhost32_to_cpu(vq, (__force __virtio32)segs[i].num_sectors);
 		u32 flags = vhost32_to_cpu(vq, (__force __virtio32)segs[i].flags);
-		unsigned int zflags = BLKDEV_ZERO_NOUNMAP;
-		int ret = 0;
 
-		if (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
-			zflags = 0;
 		switch (type) {
 		case VIRTIO_BLK_T_DISCARD:
-			ret = __blkdev_issue_discard(bdev, sector, nr,
-						     GFP_KERNEL, &bio);
+			opf = REQ_OP_DISCARD;
 			break;
 		case VIRTIO_BLK_T_WRITE_ZEROES:
-			ret = __blkdev_issue_zeroout(bdev, sector, nr,
-						     GFP_KERNEL, &bio, zflags);
+			opf = REQ_OP_WRITE_ZEROES;
+			if (!(flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
+				opf |= REQ_NOUNMAP;
 			break;
 		default:
-			while (nr) {
-				u32 len = min_t(sector_t, nr, max_se);
-
-				bio = blk_next_bio(bio, bdev, 0,
-						   REQ_OP_SECURE_ERASE,
-						   GFP_KERNEL);
-				bio->bi_iter.bi_sector = sector;
-				bio->bi_iter.bi_size = len << SECTOR_SHIFT;
-				sector += len;
-				nr -= len;
-			}
+			opf = REQ_OP_SECURE_ERASE;
 			break;
 		}
-		if (ret) {
-			vhost_blk_fail(req);
-			break;
-		}
-	}
-	/* The last bio of the chain ends after all the others. */
-	if (bio)
+		if (!nr)
+			continue;
+		bio = bio_alloc(bdev, 0, opf, GFP_KERNEL);
+		bio->bi_iter.bi_sector = sector;
+		bio->bi_iter.bi_size = nr << SECTOR_SHIFT;
 		vhost_blk_submit(req, bio);
+	}
 	vhost_blk_req_put(req);
 }

@@ -19,11 +19,18 @@
 
 /* Requests handled per kick before yielding the worker to other rings. */
 #define VHOST_BLK_WEIGHT	256
-/* Bytes submitted per kick before yielding. */
+/* Payload bytes (data, or sectors of range requests) per kick before yielding. */
 #define VHOST_BLK_BYTE_WEIGHT	(32 << 20)
+/*
+ * iovecs a ring translates one chain into: twice the descriptors of a
+ * compliant chain (seg_max data descriptors, header, status), so every
+ * descriptor may cross one boundary between memory regions.
+ */
+#define VHOST_BLK_IOV_MAX	(2 * (VHOST_BLK_MAX_SEGMENTS + 2))
 
 enum {
 	VHOST_BLK_FEATURES = VHOST_FEATURES |
+			     (1ULL << VIRTIO_BLK_F_SIZE_MAX) |
 			     (1ULL << VIRTIO_BLK_F_SEG_MAX) |
 			     (1ULL << VIRTIO_BLK_F_RO) |
 			     (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
@@ -55,13 +62,23 @@ struct vhost_blk_req {
 	u32 used_len;			/* written bytes reported on success */
 	u64 bytes;			/* data bytes, for statistics */
 
-	/* Bounce buffer for guest buffers the backend cannot DMA to. */
+	/*
+	 * Bounce buffer for guest buffers the backend cannot DMA to and for
+	 * writes to backends that need stable pages; counted against the
+	 * ring's bounce budget (VHOST_BLK_RING_BOUNCE_BYTES).
+	 */
 	struct page **bounce;
 	unsigned int nr_bounce;
 	struct iovec *bounce_iov;	/* copy of the guest's data iovecs */
 	unsigned int bounce_iov_nr;
 
-	/* Dirty log entries for VHOST_F_LOG_ALL (live migration). */
+	/*
+	 * VHOST_F_LOG_ALL (live migration): the status byte's guest address,
+	 * and for requests whose data the device writes (IN, GET_ID) a copy
+	 * of every writable descriptor's log entry.
+	 */
+	bool logged;
+	struct vhost_log status_log;
 	struct vhost_log *log;
 	unsigned int log_num;
 };
@@ -75,13 +92,26 @@ struct vhost_blk_vq {
 	struct llist_head done;
 	/* Requests whose bios have not all ended yet. */
 	atomic_t ending;
-	wait_queue_head_t idle;
+	wait_queue_head_t idle;		/* woken when ending reaches 0 */
+	/*
+	 * The worker is busy polling this ring and completes its requests
+	 * itself: end_io need not queue done_work.  Written under vq->mutex.
+	 */
+	bool polling;
 
 	/* The rest is protected by vq->mutex. */
 	struct vhost_blk_req *reqs;	/* nr_reqs slots, indexed by head */
 	unsigned int nr_reqs;
 	unsigned int inflight;		/* taken from avail, not yet used */
+	struct iovec *iov;		/* VHOST_BLK_IOV_MAX, for one chain */
+	struct vhost_log *log;		/* VHOST_BLK_IOV_MAX, its log entries */
+	u64 bounce_bytes;		/* bounce pages in flight, in bytes */
+	bool throttled;			/* a request waits for bounce budget */
+	bool stopped;			/* ring error: no requests until set up again */
 	struct vhost_blk_vring_stats stats;
+
+	/* Protected by dev.mutex: the backend while a drain holds the ring. */
+	struct file *drained;
 };
 
 struct vhost_blk {
@@ -106,11 +136,16 @@ static inline struct vhost_blk_vq *to_bvq(struct vhost_virtqueue *vq)
 /* request.c */
 void vhost_blk_handle_kick(struct vhost_work *work);
 bool vhost_blk_ro(struct vhost_virtqueue *vq, struct file *backend);
+void vhost_blk_ring_error(struct vhost_blk_vq *bvq);
 
 /* bio.c */
+bool vhost_blk_needs_bounce(struct block_device *bdev, struct iov_iter *iter,
+			    bool write);
 void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
-			 sector_t sector, struct iov_iter *iter, bool write);
+			 sector_t sector, struct iov_iter *iter, bool write,
+			 bool bounce);
 void vhost_blk_submit_flush(struct vhost_blk_req *req, struct file *backend);
+unsigned int vhost_blk_range_limit(struct block_device *bdev, u32 type);
 void vhost_blk_submit_ranges(struct vhost_blk_req *req, struct file *backend,
 			     u32 type,
 			     const struct virtio_blk_discard_write_zeroes *segs,

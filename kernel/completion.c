@@ -33,8 +33,19 @@ void vhost_blk_req_put(struct vhost_blk_req *req)
 	 */
 	rcu_read_lock();
 	llist_add(&req->node, &bvq->done);
-	vhost_vq_work_queue(&bvq->vq, &bvq->done_work);
-	if (atomic_dec_and_test(&bvq->ending))
+	/*
+	 * A busy-polling worker reports the request itself; llist_add() is a
+	 * full barrier, paired with the one in vhost_blk_busy_poll(), so
+	 * either this sees polling cleared or the poller sees the request.
+	 */
+	if (!READ_ONCE(bvq->polling))
+		vhost_vq_work_queue(&bvq->vq, &bvq->done_work);
+	/*
+	 * Only a drain waits on idle.  atomic_dec_and_test() is a full
+	 * barrier, so waitqueue_active() cannot miss a waiter that queued
+	 * itself before testing ending (see wq_has_sleeper()).
+	 */
+	if (atomic_dec_and_test(&bvq->ending) && waitqueue_active(&bvq->idle))
 		wake_up(&bvq->idle);
 	rcu_read_unlock();
 }
@@ -112,14 +123,31 @@ static void vhost_blk_account(struct vhost_blk_vq *bvq,
 }
 
 /*
+ * VHOST_F_LOG_ALL: marks dirty every byte the device may have written,
+ * whatever the status: the data of IN and GET_ID (a failed read may have
+ * written part of it) and the status byte.
+ */
+static void vhost_blk_log(struct vhost_virtqueue *vq, struct vhost_blk_req *req)
+{
+	u64 len = 0;
+	unsigned int i;
+
+	for (i = 0; i < req->log_num; i++)
+		len += req->log[i].len;
+	if (len)
+		vhost_log_write(vq, req->log, req->log_num, len, NULL, 0);
+	vhost_log_write(vq, &req->status_log, 1, 1, NULL, 0);
+}
+
+/*
  * Reports one finished request to the guest; returns the used length, or
- * a negative errno if the status byte could not be written.
+ * a negative errno if the status byte could not be written: the ring stops
+ * (vhost_blk_ring_error()) and the request is not reported.
  */
 static int vhost_blk_report(struct vhost_blk_vq *bvq,
 			    struct vhost_blk_req *req, u8 *status)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
-	u32 len;
 
 	if (req->bounce_read && *status == VIRTIO_BLK_S_OK &&
 	    vhost_blk_copy_back(req))
@@ -128,12 +156,22 @@ static int vhost_blk_report(struct vhost_blk_vq *bvq,
 	if (put_user(*status, req->status)) {
 		vq_err(vq, "vhost-blk: cannot write status of head %u\n",
 		       req->head);
+		vhost_blk_ring_error(bvq);
 		return -EFAULT;
 	}
-	len = *status == VIRTIO_BLK_S_OK ? req->used_len : 1;
-	if (unlikely(req->log))
-		vhost_log_write(vq, req->log, req->log_num, len, NULL, 0);
-	return len;
+	if (unlikely(req->logged))
+		vhost_blk_log(vq, req);
+	return *status == VIRTIO_BLK_S_OK ? req->used_len : 1;
+}
+
+static void vhost_blk_add_used(struct vhost_blk_vq *bvq, unsigned int n)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+
+	if (n && vhost_add_used_n(vq, vq->heads, n)) {
+		vq_err(vq, "vhost-blk: used ring not writable\n");
+		vhost_blk_ring_error(bvq);
+	}
 }
 
 /*
@@ -172,15 +210,18 @@ void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report)
 		bvq->inflight--;
 
 		if (n == vq->dev->iov_limit) {
-			if (vhost_add_used_n(vq, vq->heads, n))
-				vq_err(vq, "vhost-blk: used ring not writable\n");
+			vhost_blk_add_used(bvq, n);
 			n = 0;
 		}
 	}
+	/* Bounce budget came back: take the request that waited for it. */
+	if (bvq->throttled) {
+		bvq->throttled = false;
+		vhost_poll_queue(&vq->poll);
+	}
 	if (!report)
 		return;
-	if (n && vhost_add_used_n(vq, vq->heads, n))
-		vq_err(vq, "vhost-blk: used ring not writable\n");
+	vhost_blk_add_used(bvq, n);
 	bvq->stats.batches++;
 	vhost_signal(&bvq->blk->dev, vq);
 }

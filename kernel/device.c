@@ -67,6 +67,24 @@ static int vhost_blk_attach_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 		}
 		bvq->nr_reqs = vq->num;
 	}
+	if (!bvq->iov) {
+		bvq->iov = kvmalloc_array(VHOST_BLK_IOV_MAX, sizeof(*bvq->iov),
+					  GFP_KERNEL_ACCOUNT);
+		bvq->log = kvmalloc_array(VHOST_BLK_IOV_MAX, sizeof(*bvq->log),
+					  GFP_KERNEL_ACCOUNT);
+		if (!bvq->iov || !bvq->log) {
+			kvfree(bvq->iov);
+			kvfree(bvq->log);
+			bvq->iov = NULL;
+			bvq->log = NULL;
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+	}
+	/* The VMM has set the ring up again: a ring error is over. */
+	bvq->stopped = false;
+	bvq->stats.stopped = 0;
+	bvq->throttled = false;
 
 	vhost_vq_set_backend(vq, blk->backend);
 	ret = vhost_vq_init_access(vq);
@@ -89,10 +107,12 @@ out_unlock:
 /*
  * Stops taking requests from the ring and waits until every request it
  * took has completed.  With @report they are written to the used ring, so
- * the ring base read afterwards is exact.  Caller holds dev.mutex.
+ * the ring base read afterwards is exact.  Returns the backend the ring
+ * had, NULL if it had none.  The wait is bounded by the backend's I/O time
+ * for what is in flight: no new request starts meanwhile.
+ * Caller holds dev.mutex.
  */
-static void vhost_blk_detach_vq(struct vhost_blk *blk,
-				struct vhost_blk_vq *bvq, bool report)
+static struct file *vhost_blk_stop_vq(struct vhost_blk_vq *bvq, bool report)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct file *backend;
@@ -102,14 +122,56 @@ static void vhost_blk_detach_vq(struct vhost_blk *blk,
 	vhost_vq_set_backend(vq, NULL);
 	mutex_unlock(&vq->mutex);
 	if (!backend)
-		return;
+		return NULL;
 
 	wait_event(bvq->idle, !atomic_read(&bvq->ending));
 
 	mutex_lock(&vq->mutex);
 	vhost_blk_complete(bvq, report);
 	mutex_unlock(&vq->mutex);
-	blk->attached--;
+	return backend;
+}
+
+/* Caller holds dev.mutex. */
+static void vhost_blk_detach_vq(struct vhost_blk *blk,
+				struct vhost_blk_vq *bvq, bool report)
+{
+	if (vhost_blk_stop_vq(bvq, report))
+		blk->attached--;
+}
+
+/*
+ * Completes everything in flight on every ring and holds the rings until
+ * vhost_blk_resume(): what vhost-net's flush after vhost_dev_ioctl() is
+ * for.  No request outlives the memory table, log or features it was taken
+ * under: a new memory table does not see completions written through the
+ * old one, and dirty logging covers every request that completes once it
+ * is on.  Caller holds dev.mutex until vhost_blk_resume().
+ */
+static void vhost_blk_drain(struct vhost_blk *blk)
+{
+	unsigned int i;
+
+	for (i = 0; i < blk->nvqs; i++)
+		blk->vqs[i].drained = vhost_blk_stop_vq(&blk->vqs[i], true);
+}
+
+static void vhost_blk_resume(struct vhost_blk *blk)
+{
+	struct vhost_blk_vq *bvq;
+	unsigned int i;
+
+	for (i = 0; i < blk->nvqs; i++) {
+		bvq = &blk->vqs[i];
+		if (!bvq->drained)
+			continue;
+		mutex_lock(&bvq->vq.mutex);
+		vhost_vq_set_backend(&bvq->vq, bvq->drained);
+		mutex_unlock(&bvq->vq.mutex);
+		bvq->drained = NULL;
+		/* Kicks that came meanwhile were dropped. */
+		vhost_poll_queue(&bvq->vq.poll);
+	}
 }
 
 static void vhost_blk_put_backend(struct vhost_blk *blk)
@@ -293,12 +355,15 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 		ret = -EFAULT;
 		goto out_unlock;
 	}
+	/* Requests in flight complete under the features they started with. */
+	vhost_blk_drain(blk);
 	for (i = 0; i < blk->nvqs; i++) {
 		vq = &blk->vqs[i].vq;
 		mutex_lock(&vq->mutex);
 		vq->acked_features = features;
 		mutex_unlock(&vq->mutex);
 	}
+	vhost_blk_resume(blk);
 out_unlock:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -361,6 +426,23 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 	case VHOST_GET_VRING_WORKER:
 		mutex_lock(&blk->dev.mutex);
 		ret = vhost_worker_ioctl(&blk->dev, ioctl, argp);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
+	case VHOST_SET_MEM_TABLE:
+	case VHOST_SET_LOG_BASE:
+	case VHOST_SET_LOG_FD:
+		/*
+		 * vhost-net and vhost-scsi flush after vhost_dev_ioctl(); we
+		 * drain before it, so in-flight requests still complete
+		 * through the table and log they were taken under.
+		 */
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_dev_check_owner(&blk->dev);
+		if (!ret) {
+			vhost_blk_drain(blk);
+			ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);
+			vhost_blk_resume(blk);
+		}
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
 	default:
@@ -438,8 +520,11 @@ static int vhost_blk_release(struct inode *inode, struct file *f)
 	/* end_io may still be in its RCU section after waking a detach. */
 	synchronize_rcu();
 
-	for (i = 0; i < blk->nvqs; i++)
+	for (i = 0; i < blk->nvqs; i++) {
 		kvfree(blk->vqs[i].reqs);
+		kvfree(blk->vqs[i].iov);
+		kvfree(blk->vqs[i].log);
+	}
 	kfree(blk->vq_ptrs);
 	kvfree(blk->vqs);
 	kvfree(blk);

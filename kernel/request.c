@@ -30,6 +30,21 @@ bool vhost_blk_ro(struct vhost_virtqueue *vq, struct file *backend)
 }
 
 /*
+ * The one rule for ring errors (Documentation/vhost-blk.rst, "Ring
+ * errors"): a ring whose structure cannot be trusted (the vhost core failed
+ * to read a chain, a head already in flight, a status byte or used entry
+ * that cannot be written) stops.  The VMM has been told through the ring's
+ * error eventfd (vq_err); no request is taken from the ring until it is set
+ * up again (detach and attach, or VHOST_RESET_OWNER).  Requests already in
+ * flight still complete.  Caller holds vq->mutex.
+ */
+void vhost_blk_ring_error(struct vhost_blk_vq *bvq)
+{
+	bvq->stopped = true;
+	bvq->stats.stopped = 1;
+}
+
+/*
  * Is [sector, sector + nr) inside the device and aligned to its logical
  * block size?  Sectors are always 512 bytes in virtio-blk.
  */
@@ -43,33 +58,56 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector, u64 nr)
 	return sector <= capacity && nr <= capacity - sector;
 }
 
-static void vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
-			 u64 sector, struct iov_iter *iter, bool write)
+/*
+ * Returns 0, or -EAGAIN when the request needs a bounce buffer that does
+ * not fit in the ring's budget now: nothing was done, the caller puts the
+ * chain back and the ring waits for bounced requests to complete.
+ */
+static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
+			u64 sector, struct iov_iter *iter, bool write)
 {
-	struct vhost_virtqueue *vq = &req->bvq->vq;
+	struct vhost_blk_vq *bvq = req->bvq;
 	struct block_device *bdev = file_bdev(backend);
 	size_t len = iov_iter_count(iter);
+	bool bounce;
+	u64 need;
 
 	req->stat_type = write ? VHOST_BLK_STAT_OUT : VHOST_BLK_STAT_IN;
-	if (write && vhost_blk_ro(vq, backend))
+	if (write && vhost_blk_ro(&bvq->vq, backend))
 		goto err;
-	/* used.len is 32 bits and includes the status byte */
-	if (len >= U32_MAX ||
+	/* The length is a 64-bit sum of guest lengths: bound it first. */
+	if (len > VHOST_BLK_MAX_REQUEST_BYTES ||
 	    len & (bdev_logical_block_size(bdev) - 1) ||
 	    !vhost_blk_range_ok(bdev, sector, len >> SECTOR_SHIFT))
 		goto err;
 
+	if (!len) {
+		if (!write)
+			req->used_len = 1;
+		vhost_blk_finish_now(req, VIRTIO_BLK_S_OK);
+		return 0;
+	}
+
+	bounce = vhost_blk_needs_bounce(bdev, iter, write);
+	if (unlikely(bounce)) {
+		need = round_up(len, PAGE_SIZE);
+		/* An idle ring always admits one request of the maximum size. */
+		if (bvq->bounce_bytes &&
+		    bvq->bounce_bytes + need > VHOST_BLK_RING_BOUNCE_BYTES) {
+			bvq->throttled = true;
+			bvq->stats.throttled++;
+			return -EAGAIN;
+		}
+	}
+
 	req->bytes = len;
 	if (!write)
 		req->used_len = len + 1;
-	if (!len) {
-		vhost_blk_finish_now(req, VIRTIO_BLK_S_OK);
-		return;
-	}
-	vhost_blk_submit_rw(req, backend, sector, iter, write);
-	return;
+	vhost_blk_submit_rw(req, backend, sector, iter, write, bounce);
+	return 0;
 err:
 	vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
+	return 0;
 }
 
 static void vhost_blk_get_id(struct vhost_blk_req *req, struct iov_iter *iter)
@@ -104,10 +142,24 @@ static u8 vhost_blk_stat_of(u32 type)
 	}
 }
 
+static bool vhost_blk_range_feature(struct vhost_virtqueue *vq, u32 type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_DISCARD:
+		return vhost_has_feature(vq, VIRTIO_BLK_F_DISCARD);
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return vhost_has_feature(vq, VIRTIO_BLK_F_WRITE_ZEROES);
+	default:
+		return vhost_has_feature(vq, VIRTIO_BLK_F_SECURE_ERASE);
+	}
+}
+
 /*
  * DISCARD, WRITE_ZEROES and SECURE_ERASE carry a list of ranges.  The whole
  * list is read and checked before the first bio is built, so a bad segment
- * fails the request without touching the disk.
+ * fails the request without touching the disk.  Each segment is at most
+ * the backend's limit for the operation (what the VMM advertises), so it
+ * becomes one bio; the backend does the work asynchronously.
  */
 static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 			     u32 type, struct iov_iter *iter)
@@ -116,38 +168,28 @@ static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 	struct block_device *bdev = file_bdev(backend);
 	struct virtio_blk_discard_write_zeroes *segs;
 	size_t len = iov_iter_count(iter);
-	unsigned int nseg = len / sizeof(*segs), i;
+	unsigned int nseg, limit, i;
 	u32 allowed_flags = 0;
 	u8 status = VIRTIO_BLK_S_IOERR;
 
 	req->stat_type = vhost_blk_stat_of(type);
-	switch (type) {
-	case VIRTIO_BLK_T_DISCARD:
-		if (!vhost_has_feature(vq, VIRTIO_BLK_F_DISCARD) ||
-		    !bdev_max_discard_sectors(bdev))
-			goto unsupp;
-		break;
-	case VIRTIO_BLK_T_WRITE_ZEROES:
-		if (!vhost_has_feature(vq, VIRTIO_BLK_F_WRITE_ZEROES))
-			goto unsupp;
+	limit = vhost_blk_range_limit(bdev, type);
+	if (!vhost_blk_range_feature(vq, type) || !limit)
+		goto unsupp;
+	if (type == VIRTIO_BLK_T_WRITE_ZEROES)
 		allowed_flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
-		break;
-	default:
-		if (!vhost_has_feature(vq, VIRTIO_BLK_F_SECURE_ERASE) ||
-		    !bdev_max_secure_erase_sectors(bdev))
-			goto unsupp;
-		break;
-	}
 
 	if (vhost_blk_ro(vq, backend))
 		goto err;
-	if (!nseg || len % sizeof(*segs) ||
-	    nseg > VHOST_BLK_MAX_DISCARD_SEGMENTS) {
+	/* len is a 64-bit sum of guest lengths: bound it before dividing. */
+	if (!len || len % sizeof(*segs) ||
+	    len > VHOST_BLK_MAX_DISCARD_SEGMENTS * sizeof(*segs)) {
 		req->bvq->stats.malformed++;
 		goto err;
 	}
+	nseg = len / sizeof(*segs);
 
-	segs = kmalloc_array(nseg, sizeof(*segs), GFP_KERNEL);
+	segs = kmalloc_array(nseg, sizeof(*segs), GFP_KERNEL_ACCOUNT);
 	if (!segs)
 		goto err;
 	if (copy_from_iter(segs, len, iter) != len)
@@ -163,7 +205,7 @@ static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 			status = VIRTIO_BLK_S_UNSUPP;
 			goto err_free;
 		}
-		if (!vhost_blk_range_ok(bdev, sector, nr))
+		if (nr > limit || !vhost_blk_range_ok(bdev, sector, nr))
 			goto err_free;
 		req->bytes += (u64)nr << SECTOR_SHIFT;
 	}
@@ -183,23 +225,51 @@ err:
 }
 
 /*
- * Returns the number of payload bytes submitted (for the weight check), or
- * a negative errno when the ring must stop until the owner resets it.
+ * VHOST_F_LOG_ALL: the device writes the status byte of every request and
+ * the data of IN and GET_ID; remember where, to log it on completion.
+ * Returns false when the copy cannot be allocated (the status byte is still
+ * logged).
  */
-static ssize_t vhost_blk_handle_req(struct vhost_blk_vq *bvq,
-				    struct file *backend, unsigned int head,
-				    unsigned int out, unsigned int in,
-				    struct vhost_log *log, unsigned int log_num)
+static bool vhost_blk_save_log(struct vhost_blk_req *req, u32 type,
+			       struct vhost_log *log, unsigned int log_num)
+{
+	struct vhost_log *last = &log[log_num - 1];
+
+	req->logged = true;
+	req->status_log.addr = last->addr + last->len - 1;
+	req->status_log.len = 1;
+	if (type != VIRTIO_BLK_T_IN && type != VIRTIO_BLK_T_GET_ID)
+		return true;
+	req->log = kmemdup_array(log, log_num, sizeof(*log),
+				 GFP_KERNEL_ACCOUNT);
+	if (!req->log)
+		return false;
+	req->log_num = log_num;
+	return true;
+}
+
+/*
+ * Returns the payload bytes the request claims (for the weight check),
+ * -EAGAIN when it must wait for bounce budget (the caller puts the chain
+ * back), or another negative errno when the ring stops.
+ */
+static s64 vhost_blk_handle_req(struct vhost_blk_vq *bvq,
+				struct file *backend, unsigned int head,
+				unsigned int out, unsigned int in,
+				struct vhost_log *log, unsigned int log_num)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_blk_req *req = &bvq->reqs[head];
+	struct iovec *iov = bvq->iov;
 	struct iovec *status_iov = NULL;
 	struct virtio_blk_outhdr hdr;
 	struct iov_iter iter;
 	size_t out_len, in_len;
 	unsigned int i;
+	bool hdr_ok;
 	u64 sector;
 	u32 type;
+	int ret;
 
 	if (unlikely(req->busy)) {
 		vq_err(vq, "vhost-blk: head %u is already in flight\n", head);
@@ -208,8 +278,8 @@ static ssize_t vhost_blk_handle_req(struct vhost_blk_vq *bvq,
 
 	/* The status byte is the last byte the device may write. */
 	for (i = out + in; i > out; i--) {
-		if (vq->iov[i - 1].iov_len) {
-			status_iov = &vq->iov[i - 1];
+		if (iov[i - 1].iov_len) {
+			status_iov = &iov[i - 1];
 			break;
 		}
 	}
@@ -223,6 +293,23 @@ static ssize_t vhost_blk_handle_req(struct vhost_blk_vq *bvq,
 		return 0;
 	}
 
+	/* iov_length() sums in size_t: 64 bits, no guest sum can wrap it. */
+	out_len = iov_length(iov, out);
+	in_len = iov_length(&iov[out], in) - 1;
+
+	iov_iter_init(&iter, ITER_SOURCE, iov, out, out_len);
+	hdr_ok = out_len >= sizeof(hdr) &&
+		 copy_from_iter(&hdr, sizeof(hdr), &iter) == sizeof(hdr);
+	if (likely(hdr_ok)) {
+		out_len -= sizeof(hdr);
+		type = vhost32_to_cpu(vq, hdr.type);
+		sector = vhost64_to_cpu(vq, hdr.sector);
+	} else {
+		/* Only the status byte will be written. */
+		type = VIRTIO_BLK_T_FLUSH;
+		sector = 0;
+	}
+
 	memset(req, 0, sizeof(*req));
 	req->bvq = bvq;
 	req->head = head;
@@ -233,47 +320,35 @@ static ssize_t vhost_blk_handle_req(struct vhost_blk_vq *bvq,
 	req->stat_type = VHOST_BLK_STAT_OTHER;
 	bvq->inflight++;
 
-	if (unlikely(log)) {
-		req->log = kmemdup_array(log, log_num, sizeof(*log),
-					 GFP_KERNEL);
-		if (!req->log) {
-			vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
-			return 0;
-		}
-		req->log_num = log_num;
+	if (unlikely(log) && !vhost_blk_save_log(req, type, log, log_num)) {
+		vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
+		return 0;
 	}
-
-	out_len = iov_length(vq->iov, out);
-	in_len = iov_length(&vq->iov[out], in) - 1;
-
-	iov_iter_init(&iter, ITER_SOURCE, vq->iov, out, out_len);
-	if (unlikely(out_len < sizeof(hdr) ||
-		     copy_from_iter(&hdr, sizeof(hdr), &iter) != sizeof(hdr))) {
+	if (unlikely(!hdr_ok)) {
 		bvq->stats.malformed++;
 		vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
 		return 0;
 	}
-	out_len -= sizeof(hdr);
-	type = vhost32_to_cpu(vq, hdr.type);
-	sector = vhost64_to_cpu(vq, hdr.sector);
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_GET_ID:
 		if (out_len)
 			goto malformed;
-		iov_iter_init(&iter, ITER_DEST, &vq->iov[out], in, in_len + 1);
+		iov_iter_init(&iter, ITER_DEST, &iov[out], in, in_len + 1);
 		iov_iter_truncate(&iter, in_len);
-		if (type == VIRTIO_BLK_T_GET_ID)
+		if (type == VIRTIO_BLK_T_GET_ID) {
 			vhost_blk_get_id(req, &iter);
-		else
-			vhost_blk_rw(req, backend, sector, &iter, false);
-		return in_len;
+			return in_len;
+		}
+		ret = vhost_blk_rw(req, backend, sector, &iter, false);
+		goto rw_done;
 	case VIRTIO_BLK_T_OUT:
 		if (in_len)
 			goto malformed;
-		vhost_blk_rw(req, backend, sector, &iter, true);
-		return out_len;
+		ret = vhost_blk_rw(req, backend, sector, &iter, true);
+		in_len = out_len;
+		goto rw_done;
 	case VIRTIO_BLK_T_FLUSH:
 		req->stat_type = VHOST_BLK_STAT_FLUSH;
 		if (out_len || in_len)
@@ -286,11 +361,22 @@ static ssize_t vhost_blk_handle_req(struct vhost_blk_vq *bvq,
 		if (in_len)
 			goto malformed;
 		vhost_blk_ranges(req, backend, type, &iter);
-		return 0;
+		/* Range sectors count toward the weight like data bytes. */
+		return out_len + req->bytes;
 	default:
 		vhost_blk_finish_now(req, VIRTIO_BLK_S_UNSUPP);
 		return 0;
 	}
+
+rw_done:
+	if (unlikely(ret)) {
+		/* Waits for bounce budget: undo, the chain goes back. */
+		vhost_blk_req_release(req);
+		req->busy = false;
+		bvq->inflight--;
+		return ret;
+	}
+	return in_len;
 
 malformed:
 	/* Data in the wrong direction for the request type. */
@@ -319,8 +405,10 @@ static unsigned long vhost_blk_busy_clock(void)
  * guest notifications off and, for up to busyloop_timeout, completes the
  * requests that finish and watches the avail ring.  At low queue depth the
  * guest's next request then needs no kick and its completion no second
- * wake-up of the worker: one wake-up per request instead of three.  The
- * cost is CPU time, and other rings on this worker wait up to the timeout.
+ * wake-up of the worker: one wake-up per request instead of three.  While
+ * it polls, end_io leaves done_work alone (bvq->polling), so work queued on
+ * the worker means another ring needs it: polling stops then, as in
+ * vhost-net, and the ring gets notifications again.
  * Called with vq->mutex held and no plug (bios must be on their way).
  * Returns true when the guest made new requests available.
  */
@@ -329,19 +417,30 @@ static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_dev *dev = &bvq->blk->dev;
 	unsigned long endtime;
+	bool avail = false;
 
-	if (!vq->busyloop_timeout)
-		return false;
 	endtime = vhost_blk_busy_clock() + vq->busyloop_timeout;
+	WRITE_ONCE(bvq->polling, true);
+	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
+	smp_mb();
 	while (!need_resched() && !signal_pending(current) &&
+	       !vhost_vq_has_work(vq) &&
 	       !time_after(vhost_blk_busy_clock(), endtime)) {
 		if (!llist_empty(&bvq->done))
 			vhost_blk_complete(bvq, true);
-		if (!vhost_vq_avail_empty(dev, vq))
-			return true;
+		if (!vhost_vq_avail_empty(dev, vq)) {
+			avail = true;
+			break;
+		}
 		cpu_relax();
 	}
-	return false;
+	WRITE_ONCE(bvq->polling, false);
+	/*
+	 * A request that ended while end_io still saw polling set is on the
+	 * done list: the caller's final vhost_blk_complete() reports it.
+	 */
+	smp_mb();
+	return avail;
 }
 
 void vhost_blk_handle_kick(struct vhost_work *work)
@@ -354,27 +453,32 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	struct vhost_log *log = NULL;
 	struct blk_plug plug;
 	struct file *backend;
-	size_t bytes = 0;
+	u64 bytes = 0;
 	bool polled;
-	ssize_t ret;
+	s64 ret;
 	int head;
 
 	mutex_lock(&vq->mutex);
 	backend = vhost_vq_get_backend(vq);
-	if (!backend)
+	if (!backend || bvq->stopped)
+		goto out_unlock;
+	/* Completions of bounced requests queue the kick again. */
+	if (bvq->throttled)
 		goto out_unlock;
 
 	if (unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)))
-		log = vq->log;
+		log = bvq->log;
 
 	vhost_disable_notify(dev, vq);
 	blk_start_plug(&plug);
 	do {
-		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
+		head = vhost_get_vq_desc(vq, bvq->iov, VHOST_BLK_IOV_MAX,
 					 &out, &in, log, &log_num);
-		/* A malformed chain: the core has reported it, stop here. */
-		if (unlikely(head < 0))
+		/* The core could not read a chain and has said why. */
+		if (unlikely(head < 0)) {
+			vhost_blk_ring_error(bvq);
 			break;
+		}
 		if (head == vq->num) {
 			if (vq->busyloop_timeout) {
 				blk_finish_plug(&plug);
@@ -391,8 +495,15 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		}
 		ret = vhost_blk_handle_req(bvq, backend, head, out, in, log,
 					   log_num);
-		if (unlikely(ret < 0))
+		if (unlikely(ret == -EAGAIN)) {
+			/* Waits for bounce budget, with notifications off. */
+			vhost_discard_vq_desc(vq, 1);
 			break;
+		}
+		if (unlikely(ret < 0)) {
+			vhost_blk_ring_error(bvq);
+			break;
+		}
 		bytes += ret;
 		/*
 		 * A deep ring: send what is built so far and report what has
@@ -404,7 +515,9 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			vhost_blk_complete(bvq, true);
 			blk_start_plug(&plug);
 		}
-	} while (likely(!vhost_exceeds_weight(vq, reqs, bytes)));
+		/* vhost_exceeds_weight() takes an int: account in 64 bits. */
+	} while (likely(!vhost_exceeds_weight(vq, reqs,
+					      min_t(u64, bytes, INT_MAX))));
 	blk_finish_plug(&plug);
 
 	/* Report what failed validation or already finished, in one batch. */

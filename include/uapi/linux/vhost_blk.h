@@ -58,11 +58,40 @@
  */
 #define VHOST_BLK_SET_SERIAL _IOW(VHOST_VIRTIO, 0xFE, char[VIRTIO_BLK_ID_BYTES])
 
-/* Limits the VMM must respect in the config space it presents. */
-/* seg_max: data descriptors per request (the vhost core's iov limit - 2) */
+/*
+ * Per-request limits.  The module enforces them on every request, whatever
+ * the config space says; a VMM advertises exactly these (or smaller) so a
+ * compliant guest never exceeds them.  Documentation/vhost-blk.rst,
+ * "Limits and bounds".
+ */
+/* seg_max: data descriptors per request (VIRTIO_BLK_F_SEG_MAX) */
 #define VHOST_BLK_MAX_SEGMENTS		1022
+/* size_max: bytes in one descriptor (VIRTIO_BLK_F_SIZE_MAX) */
+#define VHOST_BLK_MAX_SEGMENT_SIZE	(64u << 10)
+/*
+ * Data bytes of one IN or OUT request; longer requests complete with
+ * VIRTIO_BLK_S_IOERR.  seg_max * size_max stays below it.
+ */
+#define VHOST_BLK_MAX_REQUEST_BYTES	(64u << 20)
 /* max_discard_seg, max_write_zeroes_seg, max_secure_erase_seg */
 #define VHOST_BLK_MAX_DISCARD_SEGMENTS	256
+/*
+ * Sectors of one DISCARD/WRITE_ZEROES/SECURE_ERASE segment: at most the
+ * backend's own limit (its queue/discard_max_bytes, write_zeroes_max_bytes,
+ * max_secure_erase_sectors), which is what the VMM advertises in
+ * max_discard_sectors etc., and never more than this.  A longer segment
+ * fails the request with VIRTIO_BLK_S_IOERR.  WRITE_ZEROES needs a backend
+ * that offloads it (write_zeroes_max_bytes > 0): the module never writes
+ * zero pages itself, the request completes with VIRTIO_BLK_S_UNSUPP.
+ */
+#define VHOST_BLK_MAX_RANGE_SECTORS	(0xffffffffu >> 9)
+/*
+ * Bytes of bounce buffer a ring may have in flight (requests whose guest
+ * buffers the backend cannot DMA to, and writes to backends that need
+ * stable pages).  A request that would exceed it waits in the avail ring
+ * until earlier bounced requests have completed.
+ */
+#define VHOST_BLK_RING_BOUNCE_BYTES	VHOST_BLK_MAX_REQUEST_BYTES
 
 /*
  * VHOST_BLK_GET_VRING_STATS: counters of one virtqueue.  Set .index, the
@@ -99,7 +128,12 @@ struct vhost_blk_vring_stats {
 				 * sum(requests) / batches (EVENT_IDX may
 				 * suppress some of those signals further)
 				 */
-	__u64 reserved[8];
+	__u64 stopped;		/* 1: a ring error stopped the ring until it is
+				 * set up again (Documentation/vhost-blk.rst,
+				 * "Ring errors")
+				 */
+	__u64 throttled;	/* times the ring waited for bounce budget */
+	__u64 reserved[6];
 };
 
 #define VHOST_BLK_GET_VRING_STATS \
