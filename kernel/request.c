@@ -173,14 +173,16 @@ static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 	u8 status = VIRTIO_BLK_S_IOERR;
 
 	req->stat_type = vhost_blk_stat_of(type);
+	if (!vhost_blk_range_feature(vq, type))
+		goto unsupp;
+	/* Every kind of write fails alike on a read-only disk. */
+	if (vhost_blk_ro(vq, backend))
+		goto err;
 	limit = vhost_blk_range_limit(bdev, type);
-	if (!vhost_blk_range_feature(vq, type) || !limit)
+	if (!limit)
 		goto unsupp;
 	if (type == VIRTIO_BLK_T_WRITE_ZEROES)
 		allowed_flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
-
-	if (vhost_blk_ro(vq, backend))
-		goto err;
 	/* len is a 64-bit sum of guest lengths: bound it before dividing. */
 	if (!len || len % sizeof(*segs) ||
 	    len > VHOST_BLK_MAX_DISCARD_SEGMENTS * sizeof(*segs)) {
