@@ -124,18 +124,15 @@ static void vhost_blk_account(struct vhost_blk_vq *bvq,
 
 /*
  * VHOST_F_LOG_ALL: marks dirty every byte the device may have written,
- * whatever the status: the data of IN and GET_ID (a failed read may have
- * written part of it) and the status byte.
+ * whatever the status: the data of an IN or GET_ID that was started (a
+ * failed read may have written part of it; req->bytes, at most
+ * VHOST_BLK_MAX_REQUEST_BYTES, never the guest's claimed lengths) and the
+ * status byte.
  */
 static void vhost_blk_log(struct vhost_virtqueue *vq, struct vhost_blk_req *req)
 {
-	u64 len = 0;
-	unsigned int i;
-
-	for (i = 0; i < req->log_num; i++)
-		len += req->log[i].len;
-	if (len)
-		vhost_log_write(vq, req->log, req->log_num, len, NULL, 0);
+	if (req->log && req->bytes)
+		vhost_log_write(vq, req->log, req->log_num, req->bytes, NULL, 0);
 	vhost_log_write(vq, &req->status_log, 1, 1, NULL, 0);
 }
 
