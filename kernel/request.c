@@ -121,11 +121,12 @@ static void vhost_blk_get_id(struct vhost_blk_req *req, struct iov_iter *iter)
 	spin_unlock(&blk->serial_lock);
 
 	req->stat_type = VHOST_BLK_STAT_GET_ID;
-	if (copy_to_iter(serial, len, iter) != len) {
+	/* What was copied is what the dirty log must cover, even on failure. */
+	req->bytes = copy_to_iter(serial, len, iter);
+	if (req->bytes != len) {
 		vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
 		return;
 	}
-	req->bytes = len;
 	req->used_len = len + 1;
 	vhost_blk_finish_now(req, VIRTIO_BLK_S_OK);
 }
@@ -407,21 +408,22 @@ static unsigned long vhost_blk_busy_clock(void)
  * guest notifications off and, for up to busyloop_timeout, completes the
  * requests that finish and watches the avail ring.  At low queue depth the
  * guest's next request then needs no kick and its completion no second
- * wake-up of the worker: one wake-up per request instead of three.  While
+ * wake-up of the worker: one wake-up per request instead of three.  The
+ * timeout counts from the start of the kick handler's run, so a guest
+ * cannot extend one run by feeding a request just before it expires.  While
  * it polls, end_io leaves done_work alone (bvq->polling), so work queued on
  * the worker means another ring needs it: polling stops then, as in
  * vhost-net, and the ring gets notifications again.
  * Called with vq->mutex held and no plug (bios must be on their way).
  * Returns true when the guest made new requests available.
  */
-static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
+static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
+				unsigned long endtime)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_dev *dev = &bvq->blk->dev;
-	unsigned long endtime;
 	bool avail = false;
 
-	endtime = vhost_blk_busy_clock() + vq->busyloop_timeout;
 	WRITE_ONCE(bvq->polling, true);
 	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
 	smp_mb();
@@ -430,6 +432,9 @@ static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq)
 	       !time_after(vhost_blk_busy_clock(), endtime)) {
 		if (!llist_empty(&bvq->done))
 			vhost_blk_complete(bvq, true);
+		/* Reporting hit a ring error: take nothing more. */
+		if (bvq->stopped)
+			break;
 		if (!vhost_vq_avail_empty(dev, vq)) {
 			avail = true;
 			break;
@@ -454,6 +459,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	unsigned int out, in, log_num = 0, reqs = 0;
 	struct vhost_log *log = NULL;
 	struct blk_plug plug;
+	unsigned long poll_end = 0;
 	struct file *backend;
 	u64 bytes = 0;
 	bool polled;
@@ -483,8 +489,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		}
 		if (head == vq->num) {
 			if (vq->busyloop_timeout) {
+				if (!poll_end)
+					poll_end = vhost_blk_busy_clock() +
+						   vq->busyloop_timeout;
 				blk_finish_plug(&plug);
-				polled = vhost_blk_busy_poll(bvq);
+				polled = vhost_blk_busy_poll(bvq, poll_end);
 				blk_start_plug(&plug);
 				if (polled)
 					continue;
@@ -516,7 +525,16 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			blk_finish_plug(&plug);
 			vhost_blk_complete(bvq, true);
 			blk_start_plug(&plug);
+			/* Reporting hit a ring error: take nothing more. */
+			if (unlikely(bvq->stopped))
+				break;
 		}
+		/*
+		 * The vhost core walks a chain of up to vq->num indirect
+		 * tables of 65536 descriptors each before it returns: give
+		 * the CPU away between chains.
+		 */
+		cond_resched();
 		/* vhost_exceeds_weight() takes an int: account in 64 bits. */
 	} while (likely(!vhost_exceeds_weight(vq, reqs,
 					      min_t(u64, bytes, INT_MAX))));
