@@ -28,6 +28,8 @@ inline constexpr const char *env_loop = "VBLK_LOOP";	     // loop over a tmpfs f
 inline constexpr const char *env_nullb_4k = "VBLK_NULLB_4K"; // null_blk, 4 KiB blocks
 inline constexpr const char *env_ro = "VBLK_RO";	     // blockdev --setro
 inline constexpr const char *env_fail = "VBLK_FAIL";	     // dm device whose I/O fails
+// zram, 4 KiB blocks: offloads WRITE_ZEROES (and discard), stable writes
+inline constexpr const char *env_zram = "VBLK_ZRAM";
 
 // /dev/vhost-blk, overridable with VBLK_DEVICE.
 std::string device_path();
