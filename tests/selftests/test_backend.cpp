@@ -219,16 +219,27 @@ TEST(misaligned_sector_on_4k_disk_is_ioerr_disk_untouched)
 	ASSERT_BYTES_EQ(b.read_direct(0, before.size()), before);
 }
 
-TEST(length_not_multiple_of_4k_on_4k_disk_is_ioerr_disk_untouched)
+struct Disk4kParam {
+	const char *env;
+	bool offloads_write_zeroes;
+};
+
+// zram offloads WRITE_ZEROES, so its variant proves the length check of a
+// range; null_blk answers UNSUPP to any WRITE_ZEROES.
+TEST_VARIANTS(length_not_multiple_of_4k_on_4k_disk_is_ioerr_disk_untouched, Disk4kParam, p,
+	      ({ { "nullb_4k", { env_nullb_4k, false } }, { "zram", { env_zram, true } } }))
 {
-	auto b = Backend::open(env_nullb_4k);
+	auto b = Backend::open(p.env);
+	ASSERT_EQ(b.logical_block_size(), 4096u);
+	ASSERT_EQ(b.queue_attr("write_zeroes_max_bytes").value_or(0) != 0, p.offloads_write_zeroes);
 	auto before = pattern(16384, 0, ktap::seed());
 	b.write_direct(0, before);
 	auto d = attached_driver(b);
 	ASSERT_EQ(write_pattern(*d, 0, 512, 7), VIRTIO_BLK_S_IOERR);
 	ASSERT_EQ(write_pattern(*d, 8, 4096 + 512, 7), VIRTIO_BLK_S_IOERR);
 	vblk::Range r{ 8, 1 };
-	ASSERT_EQ(d->write_zeroes(0, { &r, 1 }), VIRTIO_BLK_S_IOERR);
+	ASSERT_EQ(d->write_zeroes(0, { &r, 1 }),
+		  p.offloads_write_zeroes ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_UNSUPP);
 	ASSERT_BYTES_EQ(b.read_direct(0, before.size()), before);
 }
 
