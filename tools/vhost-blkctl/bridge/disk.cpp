@@ -90,7 +90,7 @@ void Disk::disconnect(const std::string &reason)
 		try {
 			last_vqs_ = status().vqs;
 			for (auto &v : last_vqs_) {
-				v.started = v.attached = false;
+				v.started = v.attached = v.stopped = false;
 				v.inflight = 0;
 			}
 		} catch (const std::exception &) {
@@ -140,6 +140,7 @@ control::DiskStatus Disk::status()
 				v.worker_id = k.worker_id == ~0u ? -1 : static_cast<int64_t>(k.worker_id);
 				v.worker = k.worker_id == ~0u ? -1 : session_->workers().logical(k.worker_id);
 				v.attached = k.attached;
+				v.stopped = k.stopped;
 				v.inflight = k.inflight;
 				for (unsigned i = 0; i < control::VqStatus::nr_types; i++) {
 					v.requests[i] = k.requests[i];
@@ -151,6 +152,7 @@ control::DiskStatus Disk::status()
 				v.bounced = k.bounced;
 				v.malformed = k.malformed;
 				v.batches = k.batches;
+				v.throttled = k.throttled;
 			} catch (const vblk::SysError &e) {
 				throw control::RequestError("device-error", e.what());
 			}

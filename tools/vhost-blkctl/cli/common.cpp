@@ -95,7 +95,7 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 	   << "STARTED" << std::setw(9) << "INFLIGHT" << std::right << std::setw(10) << "READS"
 	   << std::setw(10) << "WRITES" << std::setw(9) << "FLUSHES" << std::setw(8) << "OTHER"
 	   << std::setw(12) << "READ" << std::setw(12) << "WRITTEN" << std::setw(8) << "ERRORS"
-	   << "\n";
+	   << std::setw(11) << "THROTTLED" << "\n";
 	for (const auto &v : s.vqs) {
 		uint64_t other = v.total_requests() - v.requests[0] - v.requests[1] - v.requests[2];
 		os << "  " << std::left << std::setw(4) << v.index << std::setw(8)
@@ -104,8 +104,14 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 		   << std::setw(10) << v.requests[0] << std::setw(10) << v.requests[1]
 		   << std::setw(9) << v.requests[2] << std::setw(8) << other << std::setw(12)
 		   << human_bytes(v.bytes[0]) << std::setw(12) << human_bytes(v.bytes[1])
-		   << std::setw(8) << v.status_ioerr + v.malformed << "\n";
+		   << std::setw(8) << v.status_ioerr + v.malformed << std::setw(11) << v.throttled
+		   << (v.stopped ? "  STOPPED" : "") << "\n";
 	}
+	for (const auto &v : s.vqs)
+		if (v.stopped)
+			os << "  ring " << v.index
+			   << " stopped by a ring error: the VMM must reset it (see vhost-blk.rst, "
+			      "Ring errors)\n";
 }
 
 } // namespace cli

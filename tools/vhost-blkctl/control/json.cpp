@@ -44,6 +44,8 @@ void to_json(json &j, const VqStatus &v)
 		{ "bounced", v.bounced },
 		{ "malformed", v.malformed },
 		{ "batches", v.batches },
+		{ "stopped", v.stopped },
+		{ "throttled", v.throttled },
 	};
 }
 
@@ -65,6 +67,10 @@ void from_json(const json &j, VqStatus &v)
 	v.bounced = j.at("bounced").get<uint64_t>();
 	v.malformed = j.at("malformed").get<uint64_t>();
 	v.batches = j.at("batches").get<uint64_t>();
+	// Optional: a daemon started before these keys existed keeps running
+	// across an upgrade of the tool and still answers without them.
+	v.stopped = j.value("stopped", false);
+	v.throttled = j.value("throttled", uint64_t{ 0 });
 }
 
 void to_json(json &j, const WorkerStatus &w)

@@ -18,11 +18,14 @@ struct VqStatus {
 	int64_t worker_id = -1;		// kernel worker id, -1: none
 	bool started = false;		// the bridge attached the backend
 	bool attached = false;		// what the kernel says
+	bool stopped = false;		// a ring error stopped it until the VMM
+					// sets it up again
 	uint32_t inflight = 0;
 	uint64_t requests[nr_types] = {};
 	uint64_t bytes[nr_types] = {};
 	uint64_t status_ok = 0, status_ioerr = 0, status_unsupp = 0;
 	uint64_t bounced = 0, malformed = 0, batches = 0;
+	uint64_t throttled = 0;		// waits for the ring's bounce budget
 
 	uint64_t total_requests() const noexcept;
 };

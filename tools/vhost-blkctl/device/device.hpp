@@ -22,11 +22,15 @@ struct RingStats {
 	static constexpr unsigned nr_types = 8;
 	uint32_t worker_id = ~0u;	// ~0u: none
 	bool attached = false;
+	// A ring error stopped the ring until the VMM sets it up again
+	// (Documentation/vhost-blk.rst, "Ring errors").
+	bool stopped = false;
 	uint32_t inflight = 0;
 	uint64_t requests[nr_types] = {};
 	uint64_t bytes[nr_types] = {};
 	uint64_t status_ok = 0, status_ioerr = 0, status_unsupp = 0;
 	uint64_t bounced = 0, malformed = 0, batches = 0;
+	uint64_t throttled = 0;		// waits for the ring's bounce budget
 };
 // "in", "out", "flush", "get_id", "discard", "write_zeroes",
 // "secure_erase", "other": the index of each in RingStats::requests.

@@ -14,6 +14,7 @@ RingStats KernelDevice::ring_stats(unsigned index)
 	RingStats s;
 	s.worker_id = k.worker_id;
 	s.attached = k.attached != 0;
+	s.stopped = k.stopped != 0;
 	s.inflight = k.inflight;
 	for (unsigned i = 0; i < RingStats::nr_types; i++) {
 		s.requests[i] = k.requests[i];
@@ -25,6 +26,7 @@ RingStats KernelDevice::ring_stats(unsigned index)
 	s.bounced = k.bounced;
 	s.malformed = k.malformed;
 	s.batches = k.batches;
+	s.throttled = k.throttled;
 	return s;
 }
 

@@ -206,6 +206,45 @@ TEST(Output, human_status_shows_the_map_and_counters)
 	auto out = os.str();
 	EXPECT_NE(out.find("workers   2 (per-vq)"), std::string::npos) << out;
 	EXPECT_NE(out.find("1234"), std::string::npos) << out;
+	EXPECT_NE(out.find("THROTTLED"), std::string::npos) << out;
+	EXPECT_EQ(out.find("STOPPED"), std::string::npos) << out;
+	EXPECT_EQ(out.find("stopped by a ring error"), std::string::npos) << out;
 	EXPECT_EQ(human_bytes(1536), "1.5 KiB");
 	EXPECT_EQ(human_bytes(100), "100 B");
+}
+
+TEST(Output, human_status_marks_a_stopped_ring_and_says_what_to_do)
+{
+	control::DiskStatus s;
+	s.name = "d0";
+	s.queues = 3;
+	control::VqStatus v0, v1, v2;
+	v1.index = 1;
+	v1.stopped = true;
+	v1.throttled = 4321;
+	v2.index = 2;
+	s.vqs = { v0, v1, v2 };
+	std::ostringstream os;
+	print_status(os, s);
+	auto out = os.str();
+	// The vq table's row of ring `vq`.
+	auto row = [&](unsigned vq) {
+		std::istringstream in(out.substr(out.find("  VQ ")));
+		for (std::string l; std::getline(in, l);)
+			if (l.starts_with("  " + std::to_string(vq) + " "))
+				return l;
+		return std::string();
+	};
+	// The marker on ring 1's row only, its throttled count in the table.
+	EXPECT_NE(row(1).find("STOPPED"), std::string::npos) << out;
+	EXPECT_NE(row(1).find("4321"), std::string::npos) << out;
+	ASSERT_FALSE(row(0).empty()) << out;
+	EXPECT_EQ(row(0).find("STOPPED"), std::string::npos) << out;
+	EXPECT_EQ(row(2).find("STOPPED"), std::string::npos) << out;
+	EXPECT_NE(out.find("  ring 1 stopped by a ring error: the VMM must reset it (see "
+			   "vhost-blk.rst, Ring errors)\n"),
+		  std::string::npos)
+		<< out;
+	EXPECT_EQ(out.find("ring 0 stopped"), std::string::npos) << out;
+	EXPECT_EQ(out.find("ring 2 stopped"), std::string::npos) << out;
 }

@@ -46,6 +46,8 @@ DiskStatus sample()
 	v.bytes[0] = 409600;
 	v.status_ok = 101;
 	v.batches = 50;
+	v.stopped = true;
+	v.throttled = 7;
 	d.vqs = { VqStatus{}, v };
 	return d;
 }
@@ -88,8 +90,13 @@ TEST(Json, status_has_stable_keys)
 		EXPECT_TRUE(j.contains(k)) << k;
 	const auto &v = j["vqs"][1];
 	for (const char *k : { "index", "worker", "worker_id", "started", "attached", "inflight",
-			       "requests", "bytes", "status", "bounced", "malformed", "batches" })
+			       "requests", "bytes", "status", "bounced", "malformed", "batches",
+			       "stopped", "throttled" })
 		EXPECT_TRUE(v.contains(k)) << k;
+	EXPECT_EQ(v["stopped"], true);
+	EXPECT_EQ(v["throttled"], 7);
+	EXPECT_EQ(j["vqs"][0]["stopped"], false);
+	EXPECT_EQ(j["vqs"][0]["throttled"], 0);
 	EXPECT_EQ(v["requests"]["in"], 100);
 	EXPECT_EQ(v["requests"]["get_id"], 1);
 	EXPECT_EQ(v["status"]["ok"], 101);
@@ -100,6 +107,19 @@ TEST(Json, status_round_trips)
 {
 	DiskStatus back = json(sample()).get<DiskStatus>();
 	EXPECT_EQ(json(back), json(sample()));
+}
+
+TEST(Json, status_of_a_daemon_without_stopped_and_throttled_still_parses)
+{
+	json j = sample();
+	for (auto &v : j["vqs"]) {
+		v.erase("stopped");
+		v.erase("throttled");
+	}
+	auto back = j.get<DiskStatus>();
+	EXPECT_FALSE(back.vqs[1].stopped);
+	EXPECT_EQ(back.vqs[1].throttled, 0u);
+	EXPECT_EQ(back.vqs[1].batches, 50u);
 }
 
 TEST(Request, status_workers_assign_policy)

@@ -201,6 +201,29 @@ TEST(Disk, status_reports_workers_map_and_stats)
 	EXPECT_TRUE(s.vqs[0].started);
 	EXPECT_EQ(s.vqs[1].requests[0], 11u);
 	EXPECT_EQ(s.vqs[0].worker, 0);
+	EXPECT_FALSE(s.vqs[1].stopped);
+	EXPECT_EQ(s.vqs[1].throttled, 0u);
+}
+
+TEST(Disk, status_reports_a_stopped_ring_and_its_throttled_count)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	h.st.rings[1].stopped = true;
+	h.st.rings[1].throttled = 9;
+	auto s = h.disk->status();
+	EXPECT_FALSE(s.vqs[0].stopped);
+	EXPECT_TRUE(s.vqs[1].stopped);
+	EXPECT_EQ(s.vqs[1].throttled, 9u);
+	// The last connection's counters stay, its rings' state does not.
+	::close(h.peer);
+	h.peer = -1;
+	h.disk->on_readable();
+	s = h.disk->status();
+	ASSERT_EQ(s.vqs_source, "last-connection");
+	EXPECT_FALSE(s.vqs[1].stopped);
+	EXPECT_EQ(s.vqs[1].throttled, 9u);
 }
 
 TEST(Disk, status_keeps_the_last_connection_s_counters_until_the_next_one)

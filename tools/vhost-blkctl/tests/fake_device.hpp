@@ -21,6 +21,8 @@ struct Ring {
 	bool addr_set = false;
 	bool kick = false, call = false;
 	bool attached = false;
+	bool stopped = false;		// set by a test: a ring error
+	uint64_t throttled = 0;
 	unsigned worker = 0;
 	unsigned busyloop_us = 0;
 };
@@ -95,6 +97,7 @@ public:
 	{
 		call("attach_ring", i);
 		ring(i).attached = true;
+		ring(i).stopped = false;	// attaching sets the ring up again
 		s_.backend_fd = fd;
 	}
 	void detach_ring(unsigned i) override { call("detach_ring", i), ring(i).attached = false; }
@@ -105,6 +108,8 @@ public:
 		device::RingStats st;
 		st.worker_id = ring(i).worker;
 		st.attached = ring(i).attached;
+		st.stopped = ring(i).stopped;
+		st.throttled = ring(i).throttled;
 		st.requests[0] = 10 + i;
 		st.requests[1] = 20 + i;
 		st.bytes[0] = 4096 * (10 + i);
