@@ -158,9 +158,10 @@ static bool vhost_blk_range_feature(struct vhost_virtqueue *vq, u32 type)
 /*
  * DISCARD, WRITE_ZEROES and SECURE_ERASE carry a list of ranges.  The whole
  * list is read and checked before the first bio is built, so a bad segment
- * fails the request without touching the disk.  Each segment is at most
- * the backend's limit for the operation (what the VMM advertises), so it
- * becomes one bio; the backend does the work asynchronously.
+ * fails the request without touching the disk.  All segments together are
+ * at most the backend's limit for the operation (what the VMM advertises),
+ * so each becomes one bio and one request costs the backend at most one
+ * maximal operation; the bios complete asynchronously.
  */
 static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 			     u32 type, struct iov_iter *iter)
@@ -170,6 +171,7 @@ static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 	struct virtio_blk_discard_write_zeroes *segs;
 	size_t len = iov_iter_count(iter);
 	unsigned int nseg, limit, i;
+	u64 total = 0;
 	u32 allowed_flags = 0;
 	u8 status = VIRTIO_BLK_S_IOERR;
 
@@ -208,7 +210,13 @@ static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 			status = VIRTIO_BLK_S_UNSUPP;
 			goto err_free;
 		}
-		if (nr > limit || !vhost_blk_range_ok(bdev, sector, nr))
+		/*
+		 * The limit bounds the whole request, as Linux guests read
+		 * max_discard_sectors: backends such as null_blk and brd do
+		 * the work inside submit_bio(), on this worker.
+		 */
+		total += nr;
+		if (total > limit || !vhost_blk_range_ok(bdev, sector, nr))
 			goto err_free;
 		req->bytes += (u64)nr << SECTOR_SHIFT;
 	}

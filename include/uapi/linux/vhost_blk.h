@@ -76,11 +76,14 @@
 /* max_discard_seg, max_write_zeroes_seg, max_secure_erase_seg */
 #define VHOST_BLK_MAX_DISCARD_SEGMENTS	256
 /*
- * Sectors of one DISCARD/WRITE_ZEROES/SECURE_ERASE segment: at most the
+ * Sectors of one DISCARD/WRITE_ZEROES/SECURE_ERASE request, all segments
+ * together (how Linux guests read max_discard_sectors etc.): at most the
  * backend's own limit (its queue/discard_max_bytes, write_zeroes_max_bytes,
  * max_secure_erase_sectors), which is what the VMM advertises in
- * max_discard_sectors etc., and never more than this.  A longer segment
- * fails the request with VIRTIO_BLK_S_IOERR.  WRITE_ZEROES needs a backend
+ * max_discard_sectors etc., and never more than this.  A longer request
+ * fails with VIRTIO_BLK_S_IOERR.  A VMM whose guests may read those fields
+ * per segment (the virtio spec's wording) advertises max_discard_seg,
+ * max_write_zeroes_seg and max_secure_erase_seg of 1.  WRITE_ZEROES needs a backend
  * that offloads it (write_zeroes_max_bytes > 0): the module never writes
  * zero pages itself, the request completes with VIRTIO_BLK_S_UNSUPP.
  */

@@ -22,6 +22,12 @@ constexpr uint64_t bit(unsigned n) { return 1ull << n; }
 static_assert(uint64_t{ VHOST_BLK_MAX_SEGMENTS } * VHOST_BLK_MAX_SEGMENT_SIZE <=
 	      VHOST_BLK_MAX_REQUEST_BYTES);
 
+// One segment per DISCARD/WRITE_ZEROES request, as QEMU's virtio-blk: the
+// module bounds a request's segments together by max_*_sectors (how Linux
+// guests read the field) while the virtio spec words it per segment, so one
+// segment keeps every compliant guest within the module's limit.
+constexpr uint32_t range_segments = 1;
+
 uint32_t range_sectors(uint64_t max_bytes, uint32_t logical_block_size)
 {
 	uint32_t lbs_sectors = std::max<uint32_t>(logical_block_size, 512) / 512;
@@ -80,13 +86,13 @@ virtio_blk_config build_config(const device::BackendInfo &b, const DiskParams &p
 	c.num_queues = htole16(static_cast<uint16_t>(p.queues));
 	if (uint32_t n = max_discard_sectors(b)) {
 		c.max_discard_sectors = htole32(n);
-		c.max_discard_seg = htole32(VHOST_BLK_MAX_DISCARD_SEGMENTS);
+		c.max_discard_seg = htole32(range_segments);
 		c.discard_sector_alignment =
 			htole32(std::max<uint32_t>(b.discard_granularity, lbs) / 512);
 	}
 	if (uint32_t n = max_write_zeroes_sectors(b)) {
 		c.max_write_zeroes_sectors = htole32(n);
-		c.max_write_zeroes_seg = htole32(VHOST_BLK_MAX_DISCARD_SEGMENTS);
+		c.max_write_zeroes_seg = htole32(range_segments);
 		c.write_zeroes_may_unmap = b.discard_max_bytes ? 1 : 0;
 	}
 	return c;
