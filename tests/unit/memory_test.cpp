@@ -74,6 +74,35 @@ TEST(Fd, OpenFailureThrowsWithPath)
 	}
 }
 
+TEST(SplitRegion, CutsIntoAdjacentRegionsCoveringTheWhole)
+{
+	MemRegion r{ 0x10000, 0x8000, 0x7f0000010000 };
+	const uint64_t cuts[] = { 0x100, 0x4000 };
+	auto parts = split_region(r, cuts);
+	ASSERT_EQ(parts.size(), 3u);
+	EXPECT_EQ(parts[0].guest_phys_addr, 0x10000u);
+	EXPECT_EQ(parts[0].size, 0x100u);
+	EXPECT_EQ(parts[1].guest_phys_addr, 0x10100u);
+	EXPECT_EQ(parts[1].userspace_addr, 0x7f0000010100u);
+	EXPECT_EQ(parts[1].size, 0x3f00u);
+	EXPECT_EQ(parts[2].guest_phys_addr + parts[2].size, r.guest_phys_addr + r.size);
+	const uint64_t bad[] = { 0x4000, 0x100 };
+	EXPECT_THROW(split_region(r, bad), std::invalid_argument);
+	const uint64_t outside[] = { 0x8000 };
+	EXPECT_THROW(split_region(r, outside), std::invalid_argument);
+}
+
+TEST(SparseMemory, ReservesNothingAndDropsTouchedPages)
+{
+	SparseMemory m(size_t{ 1 } << 30);
+	EXPECT_EQ(m.region().guest_phys_addr, m.base());
+	EXPECT_EQ(m.region().size, size_t{ 1 } << 30);
+	m.data()[12345] = 7;
+	EXPECT_EQ(m.data()[12345], 7);
+	m.drop_pages();
+	EXPECT_EQ(m.data()[12345], 0);
+}
+
 TEST(Fd, EventFdCountsAndTimesOut)
 {
 	EventFd e;

@@ -7,7 +7,8 @@
 namespace vblk {
 
 BlkDriver::BlkDriver(const BlkDriverOptions &opts)
-	: opts_(opts), mem_(opts.memory_size), queues_(opts.num_queues)
+	: opts_(opts), mem_(opts.memory_size), mem_table_{ mem_.region() },
+	  queues_(opts.num_queues)
 {
 	if (opts.num_queues == 0)
 		throw std::invalid_argument("BlkDriver: at least one queue");
@@ -66,8 +67,7 @@ void BlkDriver::setup()
 		throw SysError(EOPNOTSUPP, "VHOST_GET_FEATURES: requested features not offered");
 	features_ = opts_.features & offered_;
 	dev_->set_features(features_);
-	MemRegion r = mem_.region();
-	dev_->set_mem_table({ &r, 1 });
+	dev_->set_mem_table(mem_table_);
 	for (unsigned q = 0; q < queues_.size(); q++)
 		setup_queue(q);
 }
@@ -102,6 +102,12 @@ void BlkDriver::reset()
 {
 	device().reset_owner();
 	setup();
+}
+
+void BlkDriver::set_mem_table(std::vector<MemRegion> regions)
+{
+	device().set_mem_table(regions);
+	mem_table_ = std::move(regions);
 }
 
 void BlkDriver::attach(int backend_fd)

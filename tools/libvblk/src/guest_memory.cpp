@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -113,6 +114,31 @@ bool GuestMemory::contains(uint64_t gpa, size_t len) const noexcept
 void GuestMemory::release(uint64_t gpa, size_t size) noexcept
 {
 	alloc_.free(gpa - base(), size);
+}
+
+SparseMemory::SparseMemory(size_t size)
+	: map_(Mmap::map(size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1))
+{
+}
+
+void SparseMemory::drop_pages() noexcept
+{
+	::madvise(map_.data(), map_.size(), MADV_DONTNEED);
+}
+
+std::vector<MemRegion> split_region(const MemRegion &r, std::span<const uint64_t> cuts)
+{
+	std::vector<MemRegion> out;
+	uint64_t at = 0;
+	for (uint64_t cut : cuts) {
+		if (cut <= at || cut >= r.size)
+			throw std::invalid_argument("split_region: cuts must ascend inside the region");
+		out.push_back({ r.guest_phys_addr + at, cut - at, r.userspace_addr + at });
+		at = cut;
+	}
+	out.push_back({ r.guest_phys_addr + at, r.size - at, r.userspace_addr + at });
+	return out;
 }
 
 } // namespace vblk

@@ -116,8 +116,16 @@ public:
 	std::vector<unsigned> spread_workers(unsigned n);
 
 	// Tears the device down with VHOST_RESET_OWNER and sets it up again
-	// (fresh rings, same memory and features).  Backends are dropped.
+	// (fresh rings, same memory table and features).  Backends are dropped.
 	void reset();
+
+	// The device's memory table: by default memory().region(), one entry.
+	// set_mem_table() replaces it with any list (VHOST_SET_MEM_TABLE); the
+	// list must still cover the rings and every buffer in flight, e.g.
+	// split_region(memory().region(), ...) plus a SparseMemory's region.
+	// /dev/vhost-blk only.
+	void set_mem_table(std::vector<MemRegion> regions);
+	const std::vector<MemRegion> &mem_table() const noexcept { return mem_table_; }
 
 	// ---- asynchronous ----
 	bool can_submit(unsigned q, const RequestSpec &spec) const;
@@ -175,6 +183,7 @@ private:
 	// Declaration order is teardown order reversed: the device fd closes
 	// (waiting for in-flight bios) before rings and memory go away.
 	GuestMemory mem_;
+	std::vector<MemRegion> mem_table_;
 	std::vector<Queue> queues_;
 	std::unique_ptr<VhostBlkDevice> dev_;
 	std::unique_ptr<VhostUserFrontend> vu_;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <span>
+#include <vector>
 
 namespace vblk {
 
@@ -85,5 +86,30 @@ private:
 	Mmap map_;
 	RangeAllocator alloc_;
 };
+
+// Guest RAM of many GiB that costs only the pages touched: an anonymous
+// MAP_NORESERVE mapping whose guest physical addresses are its user virtual
+// addresses.  For descriptors of lengths a GuestMemory cannot back (near
+// 4 GiB, or many GiB in all) that the device must refuse without touching
+// them.  Add region() to the driver's memory table.
+class SparseMemory {
+public:
+	explicit SparseMemory(size_t size);
+
+	uint64_t base() const noexcept { return reinterpret_cast<uint64_t>(map_.data()); }
+	size_t size() const noexcept { return map_.size(); }
+	uint8_t *data() const noexcept { return map_.bytes(); }
+	MemRegion region() const noexcept { return { base(), size(), base() }; }
+	// Returns every touched page (MADV_DONTNEED): reads see zeroes again.
+	void drop_pages() noexcept;
+
+private:
+	Mmap map_;
+};
+
+// `r` cut at `cuts` (offsets into r, ascending, each inside it): regions
+// adjacent in guest physical space and in user space, so a descriptor
+// across a cut spans two memory table entries.
+std::vector<MemRegion> split_region(const MemRegion &r, std::span<const uint64_t> cuts);
 
 } // namespace vblk
