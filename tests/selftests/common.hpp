@@ -25,6 +25,7 @@ using namespace std::chrono_literals;
 inline constexpr const char *env_nullb = "VBLK_NULLB";	     // null_blk, memory backed, 512 B
 inline constexpr const char *env_brd = "VBLK_BRD";	     // brd ramdisk
 inline constexpr const char *env_loop = "VBLK_LOOP";	     // loop over a tmpfs file
+inline constexpr const char *env_loop_big = "VBLK_LOOP_BIG"; // loop, 8 GiB sparse, 4 KiB blocks
 inline constexpr const char *env_nullb_4k = "VBLK_NULLB_4K"; // null_blk, 4 KiB blocks
 inline constexpr const char *env_ro = "VBLK_RO";	     // blockdev --setro
 inline constexpr const char *env_fail = "VBLK_FAIL";	     // dm device whose I/O fails
