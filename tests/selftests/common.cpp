@@ -2,14 +2,18 @@
 #include "common.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <linux/fs.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace vbt {
@@ -191,6 +195,193 @@ RawRequest raw_request(vblk::GuestMemory &mem, uint32_t type, uint64_t sector, s
 	std::memcpy(r.buf.data(), h.data(), h.size());
 	r.buf.data()[r.buf.size() - 1] = vblk::status_unwritten;
 	return r;
+}
+
+} // namespace vbt
+
+namespace vbt {
+
+namespace {
+
+// Bytes in the per-CPU free page lists of every zone.
+int64_t pcp_free_bytes()
+{
+	std::ifstream f("/proc/zoneinfo");
+	std::string word;
+	int64_t pages = 0, n;
+	while (f >> word)
+		if (word == "count:" && f >> n)
+			pages += n;
+	return pages * 4096;
+}
+
+int64_t read_i64(const std::string &path)
+{
+	std::ifstream f(path);
+	int64_t v;
+	if (!(f >> v))
+		throw std::runtime_error("cannot read " + path);
+	return v;
+}
+
+} // namespace
+
+int64_t mem_available()
+{
+	std::ifstream f("/proc/meminfo");
+	std::string key, unit;
+	int64_t kb;
+	while (f >> key >> kb) {
+		std::getline(f, unit);
+		if (key == "MemAvailable:")
+			return kb * 1024 + pcp_free_bytes();
+	}
+	throw std::runtime_error("/proc/meminfo: no MemAvailable");
+}
+
+MemWatch::MemWatch(std::string memory_current)
+	: current_file_(std::move(memory_current)), base_avail_(mem_available()),
+	  low_avail_(base_avail_)
+{
+	if (!current_file_.empty())
+		base_current_ = peak_current_ = read_i64(current_file_);
+	thread_ = std::jthread([this](std::stop_token stop) {
+		while (!stop.stop_requested()) {
+			sample();
+			std::this_thread::sleep_for(2ms);
+		}
+		sample();
+	});
+}
+
+void MemWatch::stop()
+{
+	if (!thread_.joinable())
+		return;
+	thread_.request_stop();
+	thread_.join();
+}
+
+void MemWatch::sample()
+{
+	low_avail_ = std::min(low_avail_, mem_available());
+	if (!current_file_.empty())
+		peak_current_ = std::max(peak_current_, read_i64(current_file_));
+}
+
+namespace {
+
+bool write_sysfs(const std::string &path, uint64_t v)
+{
+	std::ofstream f(path);
+	f << v;
+	f.flush();
+	return static_cast<bool>(f);
+}
+
+} // namespace
+
+DiscardLimit::DiscardLimit(const Backend &b, uint64_t bytes)
+	: granularity_(std::max<uint64_t>(b.queue_attr("discard_granularity").value_or(512), 512))
+{
+	struct stat st;
+	vblk::check(::stat(b.path().c_str(), &st), "stat " + b.path());
+	path_ = "/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" +
+		std::to_string(minor(st.st_rdev)) + "/queue/discard_max_bytes";
+	if (!write_sysfs(path_, bytes) || b.queue_attr("discard_max_bytes") != bytes)
+		SKIP(path_ + " cannot be set to " + std::to_string(bytes));
+}
+
+DiscardLimit::~DiscardLimit()
+{
+	write_sysfs(path_, uint64_t{ UINT32_MAX } * 512 / granularity_ * granularity_);
+}
+
+OwnerProcess::OwnerProcess(const std::function<void(const Report &)> &body)
+{
+	int p[2];
+	vblk::check(::pipe2(p, O_CLOEXEC), "pipe2");
+	vblk::UniqueFd rd(p[0]), wr(p[1]);
+	std::fflush(nullptr);
+	pid_ = ::fork();
+	if (pid_ < 0)
+		throw vblk::SysError(errno, "fork");
+	if (pid_ == 0) {
+		rd.reset();
+		try {
+			body([&](uint32_t v) {
+				if (::write(wr.get(), &v, sizeof(v)) != sizeof(v))
+					::_exit(1);
+			});
+			for (;;)
+				::pause();
+		} catch (...) {
+		}
+		::_exit(1);
+	}
+	reports_ = std::move(rd);
+	pidfd_ = vblk::UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+	if (!pidfd_) {
+		int e = errno;
+		kill(0ms);
+		throw vblk::SysError(e, "pidfd_open");
+	}
+}
+
+OwnerProcess::~OwnerProcess()
+{
+	kill(5000ms);
+}
+
+std::optional<uint32_t> OwnerProcess::next(std::chrono::milliseconds timeout)
+{
+	struct pollfd p = { .fd = reports_.get(), .events = POLLIN, .revents = 0 };
+	int rc;
+	do {
+		rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+	} while (rc < 0 && errno == EINTR);
+	uint32_t v;
+	if (rc != 1 || ::read(reports_.get(), &v, sizeof(v)) != sizeof(v))
+		return std::nullopt;
+	return v;
+}
+
+std::optional<std::chrono::milliseconds> OwnerProcess::kill(std::chrono::milliseconds give_up)
+{
+	using clock = std::chrono::steady_clock;
+	if (reaped_ || pid_ <= 0)
+		return 0ms;
+	auto t0 = clock::now();
+	::kill(pid_, SIGKILL);
+	if (pidfd_) {
+		struct pollfd p = { .fd = pidfd_.get(), .events = POLLIN, .revents = 0 };
+		int rc;
+		do {
+			rc = ::poll(&p, 1, static_cast<int>(give_up.count()));
+		} while (rc < 0 && errno == EINTR);
+		if (rc != 1)
+			return std::nullopt;
+	}
+	::waitpid(pid_, nullptr, 0);
+	reaped_ = true;
+	return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t0);
+}
+
+std::optional<std::chrono::milliseconds>
+time_to_reap_killed_owner(const std::function<void(const std::function<void()> &ready)> &owner,
+			  std::chrono::milliseconds settle)
+{
+	OwnerProcess p([&](const OwnerProcess::Report &report) {
+		owner([&] {
+			report(0);
+			for (;;)
+				::pause();
+		});
+	});
+	if (!p.next(30000ms))
+		throw std::runtime_error("owner child failed before it was ready");
+	std::this_thread::sleep_for(settle);
+	return p.kill(30000ms);
 }
 
 } // namespace vbt

@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <cstring>
 #include <fcntl.h>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace vbt {
@@ -94,5 +96,88 @@ struct RawRequest {
 	uint8_t status_byte() const { return buf.data()[buf.size() - 1]; }
 };
 RawRequest raw_request(vblk::GuestMemory &mem, uint32_t type, uint64_t sector, size_t data_len);
+
+} // namespace vbt
+
+// ---- Bounds: what a guest makes the host pay, measured while it runs ----
+namespace vbt {
+
+// Free memory as MemAvailable of /proc/meminfo counts it, plus the pages
+// waiting in the per-CPU free lists (/proc/zoneinfo "count"), which
+// MemAvailable counts as used: since Linux 6.7 those lists grow to 1/8 of
+// a zone, so pages a driver just freed can hide there by the tens of MiB.
+int64_t mem_available();
+
+// Samples mem_available(), and a cgroup's memory.current when given one,
+// every other millisecond from a thread, from construction until stop().
+class MemWatch {
+public:
+	explicit MemWatch(std::string memory_current = {});
+	~MemWatch() { stop(); }
+	MemWatch(const MemWatch &) = delete;
+	MemWatch &operator=(const MemWatch &) = delete;
+
+	void stop();
+	// How far mem_available() fell below its value at construction.
+	int64_t drop() const { return base_avail_ - low_avail_; }
+	// How far memory.current rose above its value at construction.
+	int64_t rise() const { return peak_current_ - base_current_; }
+
+private:
+	void sample();
+
+	std::string current_file_;
+	int64_t base_avail_, low_avail_;
+	int64_t base_current_ = 0, peak_current_ = 0;
+	std::jthread thread_;
+};
+
+// queue/discard_max_bytes of a backend lowered for one test (SKIPs when it
+// cannot be set).  Restored afterwards to the largest value sysfs takes (a
+// multiple of the discard granularity), which gives the device's own limit
+// back.
+class DiscardLimit {
+public:
+	DiscardLimit(const Backend &b, uint64_t bytes);
+	~DiscardLimit();
+	DiscardLimit(const DiscardLimit &) = delete;
+	DiscardLimit &operator=(const DiscardLimit &) = delete;
+
+private:
+	std::string path_;
+	uint64_t granularity_;
+};
+
+// A forked process that owns a device: `body` runs in the child (sets up a
+// device, queues requests) and sends numbers to the parent with `report`;
+// it never returns (the child waits to be killed when it is done).  The
+// destructor SIGKILLs the child and reaps it, waiting at most 5 s.
+class OwnerProcess {
+public:
+	using Report = std::function<void(uint32_t)>;
+	explicit OwnerProcess(const std::function<void(const Report &)> &body);
+	~OwnerProcess();
+	OwnerProcess(const OwnerProcess &) = delete;
+	OwnerProcess &operator=(const OwnerProcess &) = delete;
+
+	// The next number the child reported, or nullopt when none came within
+	// `timeout` or the child ended.
+	std::optional<uint32_t> next(std::chrono::milliseconds timeout);
+	// SIGKILLs the child; how long until it could be reaped, or nullopt
+	// when that did not happen within `give_up`.
+	std::optional<std::chrono::milliseconds> kill(std::chrono::milliseconds give_up);
+
+private:
+	pid_t pid_ = -1;
+	vblk::UniqueFd reports_, pidfd_;
+	bool reaped_ = false;
+};
+
+// The owner SIGKILLed `settle` after `owner` (run in an OwnerProcess) calls
+// `ready`, which does not return: how long until it was reaped, nullopt if
+// not within 30 s.  Throws when the child failed before it was ready.
+std::optional<std::chrono::milliseconds>
+time_to_reap_killed_owner(const std::function<void(const std::function<void()> &ready)> &owner,
+			  std::chrono::milliseconds settle);
 
 } // namespace vbt
