@@ -33,6 +33,9 @@ inline constexpr const char *env_ro = "VBLK_RO";	     // blockdev --setro
 inline constexpr const char *env_fail = "VBLK_FAIL";	     // dm device whose I/O fails
 // zram, 4 KiB blocks: offloads WRITE_ZEROES (and discard), stable writes
 inline constexpr const char *env_zram = "VBLK_ZRAM";
+inline constexpr const char *env_delay = "VBLK_DELAY";	     // dm-delay: all I/O delay_latency late
+// How late VBLK_DELAY completes every request (tests/vm/init).
+inline constexpr auto delay_latency = std::chrono::milliseconds(300);
 
 // /dev/vhost-blk, overridable with VBLK_DEVICE.
 std::string device_path();

@@ -64,7 +64,7 @@ module=${VHOST_BLK_KO:-$module}
 # first.  Debian's image package has no modules.dep (depmod makes it at
 # install time), so each module's own "depends" field is read.  Parameters
 # for a module go in init's insmod loop.
-want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod dm_flakey
+want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod dm_flakey dm_delay
       zram
       "${extra_mods[@]}")
 
