@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+// What the device promises about a ring around requests in flight: dirty
+// logging of everything it may have written, device ioctls that wait for
+// the rings, one rule for ring errors, stable pages, and busy polling that
+// gives way to the other rings of its worker.
+#include "common.hpp"
+
+#include <map>
+#include <sys/mman.h>
+
+using namespace vbt;
+using vblk::BlkDriver;
+using vblk::Segment;
+
+namespace {
+
+constexpr uint64_t page = 4096;
+using clock_type = std::chrono::steady_clock;
+
+long ms_since(clock_type::time_point start)
+{
+	return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+					 clock_type::now() - start)
+					 .count());
+}
+
+// Waits until ring q has taken exactly n requests that have not completed.
+void wait_inflight(BlkDriver &d, unsigned q, uint32_t n)
+{
+	auto start = clock_type::now();
+	while (d.stats(q).inflight != n && ms_since(start) < 2000)
+		::usleep(1000);
+	ASSERT_EQ(d.stats(q).inflight, n);
+}
+
+// A dirty bitmap for VHOST_F_LOG_ALL.  The bit of guest page p lives at
+// log_base + p / 8; only the bytes for the pages of guest memory are
+// mapped (guest physical == user virtual addresses, so log_base itself
+// points far below the mapping).
+class DirtyLog {
+public:
+	explicit DirtyLog(BlkDriver &d) : first_byte_(d.memory().base() / page / 8)
+	{
+		uint64_t last_byte = (d.memory().base() + d.memory().size() - 1) / page / 8;
+		size_t len = (last_byte - first_byte_ + page) / page * page;
+		map_ = vblk::Mmap::map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+		uint64_t log_base = reinterpret_cast<uint64_t>(map_.data()) - first_byte_;
+		vblk::check(d.device().try_ioctl(VHOST_SET_LOG_BASE, &log_base), "VHOST_SET_LOG_BASE");
+	}
+
+	// Turns logging on: the negotiated features plus VHOST_F_LOG_ALL.
+	static void enable(BlkDriver &d)
+	{
+		d.device().set_features(d.features() | vblk::bit(vblk::f_log_all));
+	}
+
+	bool dirty(uint64_t gpa) const
+	{
+		uint64_t p = gpa / page;
+		return map_.bytes()[p / 8 - first_byte_] & (1u << (p % 8));
+	}
+
+private:
+	uint64_t first_byte_;
+	vblk::Mmap map_;
+};
+
+// `pages` page-aligned guest pages; page 0 holds a request header.
+vblk::GuestBuffer header_pages(BlkDriver &d, size_t pages, uint32_t type, uint64_t sector)
+{
+	auto buf = d.memory().allocate(pages * page, page);
+	auto h = vblk::encode_header(type, 0, sector);
+	std::memcpy(buf.data(), h.data(), h.size());
+	return buf;
+}
+
+uint64_t page_gpa(const vblk::GuestBuffer &buf, size_t n) { return buf.gpa() + n * page; }
+
+// 4 KiB reads queued on ring 0 (not kicked): token -> first sector.
+using ReadTokens = std::map<uint64_t, uint64_t>;
+
+void queue_read(BlkDriver &d, ReadTokens &reads, uint64_t sector)
+{
+	reads[d.submit(0, BlkDriver::read_spec(sector, page), false)] = sector;
+}
+
+// Every completion is OK; those of `reads` returned the disk's pattern.
+void assert_completions_ok(const std::vector<vblk::Completion> &cs, const ReadTokens &reads,
+			   uint64_t seed)
+{
+	for (auto &c : cs) {
+		ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
+		if (auto it = reads.find(c.token); it != reads.end())
+			ASSERT_BYTES_EQ(c.data, pattern(page, it->second, seed));
+	}
+}
+
+} // namespace
+
+// ---- Dirty log (VHOST_F_LOG_ALL) ----
+
+namespace {
+
+// A read done with dirty logging on.  Guest pages of `buf`: 0 the header,
+// 1..n the data, n+1 untouched, n+2 the status.
+struct LoggedRead {
+	std::unique_ptr<BlkDriver> d;
+	std::optional<DirtyLog> log;
+	vblk::GuestBuffer buf;
+	vblk::Completion c{};
+
+	uint8_t status() const { return buf.data()[buf.size() - page]; }
+	bool dirty(size_t n) const { return log->dirty(page_gpa(buf, n)); }
+};
+
+LoggedRead logged_read(const Backend &b, uint64_t sector, size_t data_pages)
+{
+	LoggedRead r;
+	r.d = attached_driver(b);
+	r.log.emplace(*r.d);
+	DirtyLog::enable(*r.d);
+	size_t status_page = data_pages + 2;
+	r.buf = header_pages(*r.d, status_page + 1, VIRTIO_BLK_T_IN, sector);
+	r.buf.data()[status_page * page] = vblk::status_unwritten;
+	Segment segs[] = { { page_gpa(r.buf, 0), 16, false },
+			   { page_gpa(r.buf, 1), static_cast<uint32_t>(data_pages * page), true },
+			   { page_gpa(r.buf, status_page), 1, true } };
+	r.c = r.d->wait(0, r.d->submit_segments(0, segs));
+	return r;
+}
+
+} // namespace
+
+TEST(failed_read_logs_the_page_of_its_status_byte)
+{
+	// Past the end of the disk: IOERR before any I/O, used_len 1.
+	auto b = Backend::open(env_nullb);
+	auto r = logged_read(b, b.sectors(), 2);
+	ASSERT_EQ(r.status(), VIRTIO_BLK_S_IOERR);
+	ASSERT_EQ(r.c.used_len, 1u);
+	ASSERT_TRUE(r.dirty(4));
+	ASSERT_FALSE(r.dirty(0));
+	ASSERT_FALSE(r.dirty(3));
+}
+
+TEST(read_failed_by_the_disk_logs_its_data_and_status_pages)
+{
+	// The second half of VBLK_FAIL fails every I/O: the read was started
+	// and may have written part of its data.
+	auto b = Backend::open(env_fail);
+	auto r = logged_read(b, b.sectors() / 2 + 64, 2);
+	ASSERT_EQ(r.status(), VIRTIO_BLK_S_IOERR);
+	ASSERT_EQ(r.c.used_len, 1u);
+	for (size_t p : { 1, 2, 4 })
+		ASSERT_TRUE(r.dirty(p));
+	ASSERT_FALSE(r.dirty(0));
+	ASSERT_FALSE(r.dirty(3));
+}
+
+TEST(get_id_with_long_buffer_logs_the_page_of_its_status_byte)
+{
+	auto b = Backend::open(env_nullb);
+	auto d = attached_driver(b);
+	d->set_serial("dirty-log-serial");
+	DirtyLog log(*d);
+	DirtyLog::enable(*d);
+	// One 8 KiB writable descriptor: the id at its start, the status in
+	// its last byte, on the next page.
+	auto buf = header_pages(*d, 3, VIRTIO_BLK_T_GET_ID, 0);
+	uint8_t *status = buf.data() + 3 * page - 1;
+	*status = vblk::status_unwritten;
+	Segment segs[] = { { page_gpa(buf, 0), 16, false }, { page_gpa(buf, 1), 2 * page, true } };
+	d->wait(0, d->submit_segments(0, segs));
+	ASSERT_EQ(*status, VIRTIO_BLK_S_OK);
+	ASSERT_EQ(std::string(reinterpret_cast<char *>(buf.data() + page)), "dirty-log-serial");
+	ASSERT_TRUE(log.dirty(page_gpa(buf, 2)));
+	ASSERT_TRUE(log.dirty(page_gpa(buf, 1)));
+	ASSERT_FALSE(log.dirty(page_gpa(buf, 0)));
+}
+
+TEST(read_logs_every_data_page_and_the_status_page)
+{
+	auto b = Backend::open(env_nullb);
+	const uint64_t sector = 7000;
+	auto data = pattern(3 * page, sector, ktap::seed());
+	b.write_direct(sector * 512, data);
+	auto r = logged_read(b, sector, 3);
+	ASSERT_EQ(r.status(), VIRTIO_BLK_S_OK);
+	ASSERT_EQ(r.c.used_len, 3 * page + 1);
+	ASSERT_BYTES_EQ(std::span<const uint8_t>(r.buf.data() + page, 3 * page), data);
+	for (size_t p : { 1, 2, 3, 5 })
+		ASSERT_TRUE(r.dirty(p));
+	ASSERT_FALSE(r.dirty(0));
+	ASSERT_FALSE(r.dirty(4));
+}
+
+TEST(set_features_log_all_waits_for_requests_in_flight)
+{
+	auto b = Backend::open(env_delay);
+	constexpr unsigned n = 8;
+	const uint64_t sector = 2048;
+	auto data = pattern(n * page, sector, ktap::seed());
+	b.write_direct(sector * 512, data);
+	auto d = attached_driver(b);
+	DirtyLog log(*d);
+	ReadTokens reads;
+	for (unsigned i = 0; i < n; i++)
+		queue_read(*d, reads, sector + i * 8);
+	d->kick(0);
+	wait_inflight(*d, 0, n);
+	DirtyLog::enable(*d);
+	// Every request taken before logging began is in the used ring.
+	ASSERT_EQ(d->queue(0).used_idx(), n);
+	auto cs = d->poll(0, n, 0ms);
+	ASSERT_EQ(cs.size(), size_t{ n });
+	assert_completions_ok(cs, reads, ktap::seed());
+}
+
+// ---- Device ioctls drain the rings ----
+
+namespace {
+enum class DrainingIoctl { set_mem_table, set_log_base, set_log_fd };
+} // namespace
+
+TEST_VARIANTS(device_ioctl_waits_for_requests_in_flight, DrainingIoctl, which,
+	      ({ { "set_mem_table", DrainingIoctl::set_mem_table },
+		 { "set_log_base", DrainingIoctl::set_log_base },
+		 { "set_log_fd", DrainingIoctl::set_log_fd } }))
+{
+	auto b = Backend::open(env_delay);
+	constexpr unsigned n = 8;
+	const uint64_t rsector = 4096, wsector = 8192;
+	b.write_direct(rsector * 512, pattern(n / 2 * page, rsector, ktap::seed()));
+	auto written = pattern(n / 2 * page, wsector, ktap::seed() + 1);
+	auto d = attached_driver(b);
+	// Half writes, half reads, all taken by the ring.
+	ReadTokens reads;
+	for (unsigned i = 0; i < n / 2; i++) {
+		std::span<const uint8_t> w(written.data() + i * page, page);
+		d->submit(0, BlkDriver::write_spec(wsector + i * 8, w), false);
+		queue_read(*d, reads, rsector + i * 8);
+	}
+	d->kick(0);
+	wait_inflight(*d, 0, n);
+
+	std::optional<DirtyLog> log;
+	vblk::EventFd log_fd;
+	switch (which) {
+	case DrainingIoctl::set_mem_table: {
+		vblk::MemRegion r = d->memory().region();
+		d->device().set_mem_table({ &r, 1 });
+		break;
+	}
+	case DrainingIoctl::set_log_base:
+		log.emplace(*d);
+		break;
+	case DrainingIoctl::set_log_fd: {
+		int fd = log_fd.fd();
+		vblk::check(d->device().try_ioctl(VHOST_SET_LOG_FD, &fd), "VHOST_SET_LOG_FD");
+		break;
+	}
+	}
+	ASSERT_EQ(d->queue(0).used_idx(), n);
+
+	auto cs = d->poll(0, n, 0ms);
+	ASSERT_EQ(cs.size(), size_t{ n });
+	assert_completions_ok(cs, reads, ktap::seed());
+	ASSERT_BYTES_EQ(b.read_direct(wsector * 512, written.size()), written);
+	// The ring goes on.
+	auto more = pattern(page, 0, ktap::seed() + 2);
+	ASSERT_EQ(d->write(0, 0, more), VIRTIO_BLK_S_OK);
+	std::vector<uint8_t> back(page);
+	ASSERT_EQ(d->read(0, 0, back), VIRTIO_BLK_S_OK);
+	ASSERT_BYTES_EQ(back, more);
+}
