@@ -5,8 +5,11 @@
 // gives way to the other rings of its worker.
 #include "common.hpp"
 
+#include <fstream>
 #include <map>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 using namespace vbt;
 using vblk::BlkDriver;
@@ -415,4 +418,77 @@ TEST(chain_without_writable_byte_gets_used_len_0_and_ring_goes_on)
 	auto data = pattern(page, 128, ktap::seed());
 	ASSERT_EQ(d->write(0, 128, data), VIRTIO_BLK_S_OK);
 	ASSERT_BYTES_EQ(b.read_direct(128 * 512, page), data);
+}
+
+// ---- Stable pages ----
+
+namespace {
+
+// Sets /sys/block/<dev>/queue/<attr> for a scope and restores the old
+// value on the way out, also when the test fails.
+class QueueAttrOverride {
+public:
+	QueueAttrOverride(const Backend &b, const std::string &attr, uint64_t value)
+	{
+		struct stat st;
+		vblk::check(::fstat(b.fd(), &st), "fstat " + b.path());
+		path_ = "/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" +
+			std::to_string(minor(st.st_rdev)) + "/queue/" + attr;
+		auto old = b.queue_attr(attr);
+		if (!old)
+			SKIP(path_ + " not readable");
+		old_ = *old;
+		bool ok = write(value) && b.queue_attr(attr) == value;
+		if (!ok) {
+			write(old_);
+			SKIP(path_ + " not writable");
+		}
+	}
+	~QueueAttrOverride() { write(old_); }
+	QueueAttrOverride(const QueueAttrOverride &) = delete;
+	QueueAttrOverride &operator=(const QueueAttrOverride &) = delete;
+
+private:
+	bool write(uint64_t v)
+	{
+		std::ofstream f(path_);
+		f << v;
+		f.flush();
+		return static_cast<bool>(f);
+	}
+
+	std::string path_;
+	uint64_t old_ = 0;
+};
+
+// Writes `n` page-aligned 4 KiB requests; returns how many were bounced.
+uint64_t bounced_writes(const Backend &b, unsigned n)
+{
+	auto d = attached_driver(b);
+	const uint64_t sector = 20000;
+	uint64_t before = d->stats(0).bounced;
+	auto data = pattern(n * page, sector, ktap::seed());
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_EQ(d->write(0, sector + i * 8,
+				   std::span<const uint8_t>(data.data() + i * page, page)),
+			  VIRTIO_BLK_S_OK);
+	uint64_t bounced = d->stats(0).bounced - before;
+	ASSERT_BYTES_EQ(b.read_direct(sector * 512, data.size()), data);
+	return bounced;
+}
+
+} // namespace
+
+TEST(writes_to_backend_with_stable_writes_are_bounced)
+{
+	auto b = Backend::open(env_nullb);
+	QueueAttrOverride stable(b, "stable_writes", 1);
+	ASSERT_EQ(bounced_writes(b, 8), 8u);
+}
+
+TEST(writes_to_backend_without_stable_writes_are_zero_copy)
+{
+	auto b = Backend::open(env_nullb);
+	QueueAttrOverride stable(b, "stable_writes", 0);
+	ASSERT_EQ(bounced_writes(b, 8), 0u);
 }
