@@ -108,6 +108,7 @@ struct vhost_blk_vq {
 	u64 bounce_bytes;		/* bounce pages in flight, in bytes */
 	bool throttled;			/* a request waits for bounce budget */
 	bool stopped;			/* ring error: no requests until set up again */
+	bool poll_next;			/* next kick-handler run busy-polls */
 	struct vhost_blk_vring_stats stats;
 
 	/* Protected by dev.mutex: the backend while a drain holds the ring. */

@@ -85,6 +85,7 @@ static int vhost_blk_attach_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 	bvq->stopped = false;
 	bvq->stats.stopped = 0;
 	bvq->throttled = false;
+	bvq->poll_next = false;
 
 	vhost_vq_set_backend(vq, blk->backend);
 	ret = vhost_vq_init_access(vq);

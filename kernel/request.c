@@ -496,7 +496,21 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			break;
 		}
 		if (head == vq->num) {
+			if (vq->busyloop_timeout && !bvq->poll_next) {
+				/*
+				 * Poll in a work batch of its own: the worker
+				 * runs queued work in batches and
+				 * vhost_vq_has_work() sees only what was
+				 * queued after this batch began, so another
+				 * ring's kick taken with ours would wait for
+				 * the whole poll.  Notifications stay off.
+				 */
+				bvq->poll_next = true;
+				vhost_poll_queue(&vq->poll);
+				break;
+			}
 			if (vq->busyloop_timeout) {
+				bvq->poll_next = false;
 				if (!poll_end)
 					poll_end = vhost_blk_busy_clock() +
 						   vq->busyloop_timeout;

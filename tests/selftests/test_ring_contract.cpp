@@ -6,6 +6,7 @@
 #include "common.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <thread>
 
 using namespace vbt;
 using vblk::BlkDriver;
@@ -631,5 +633,44 @@ TEST(busy_polling_ring_with_long_timeout_completes_its_own_requests)
 		ASSERT_LT(ms_since(start), 1000);
 		ASSERT_BYTES_EQ(back, data);
 	}
+	stop_polling(p);
+}
+
+// The kick of ring 1 may already be taken off the worker's queue, in the
+// same batch as ring 0's kick, when ring 0 starts to poll: a higher
+// priority thread holds the worker's CPU while both rings are kicked.
+TEST(busy_polling_ring_does_not_delay_a_ring_kicked_in_the_same_batch)
+{
+	auto b = Backend::open(env_nullb);
+	auto p = polling_device(b);
+	long ncpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+	std::atomic<bool> holding{ false }, release{ false };
+	std::thread hold([&] {
+		cpu_set_t cpus;
+		CPU_ZERO(&cpus);
+		CPU_SET(ncpus - 1, &cpus);
+		::sched_setaffinity(0, sizeof(cpus), &cpus);
+		struct sched_param fifo = { 2 };
+		::sched_setscheduler(0, SCHED_FIFO, &fifo);
+		holding = true;
+		auto start = clock_type::now();
+		while (!release && ms_since(start) < 1000)
+			;
+	});
+	while (!holding)
+		::usleep(1000);
+	::usleep(10000);
+	p.d->queue(0).notify();
+	auto data = pattern(page, 640, ktap::seed());
+	auto t = p.d->submit(1, BlkDriver::write_spec(640, data), false);
+	p.d->queue(1).notify();
+	::usleep(10000);
+	auto start = clock_type::now();
+	release = true;
+	hold.join();
+	ASSERT_EQ(p.d->wait(1, t).status, VIRTIO_BLK_S_OK);
+	long took = ms_since(start);
+	ktap::diag("ring 1 request kicked with ring 0: " + std::to_string(took) + " ms");
+	ASSERT_LT(took, 100);
 	stop_polling(p);
 }
