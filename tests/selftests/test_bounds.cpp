@@ -416,7 +416,7 @@ TEST_TIMEOUT(bounce_buffers_are_charged_to_the_owners_memory_cgroup, 300)
 
 // ---- Ranges ----
 
-TEST_TIMEOUT(write_zeroes_without_backend_offload_is_unsupp_at_once, 120)
+TEST_TIMEOUT(write_zeroes_of_256_whole_disk_segments_without_offload_is_unsupp_at_once, 120)
 {
 	// null_blk cannot write zeroes itself: 256 segments over the whole
 	// disk are UNSUPP at once, no zero page is written.
