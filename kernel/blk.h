@@ -157,6 +157,7 @@ void vhost_blk_req_release(struct vhost_blk_req *req);
 void vhost_blk_bio_end_io(struct bio *bio);
 void vhost_blk_req_put(struct vhost_blk_req *req);
 void vhost_blk_done_work(struct vhost_work *work);
+void vhost_blk_note_hold(struct vhost_blk_vq *bvq, u64 start);
 void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report);
 void vhost_blk_finish_now(struct vhost_blk_req *req, u8 status);
 

@@ -15,6 +15,7 @@
  */
 #include <linux/bio.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/clock.h>
 #include <linux/virtio_blk.h>
 
 #include "blk.h"
@@ -223,12 +224,28 @@ void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report)
 	vhost_signal(&bvq->blk->dev, vq);
 }
 
+/*
+ * stats.max_hold_ns: the measured answer to "how long can a guest make the
+ * worker hold its ring?".  Two clock reads per handler run or completion
+ * batch, none per request.  Caller holds vq->mutex.
+ */
+void vhost_blk_note_hold(struct vhost_blk_vq *bvq, u64 start)
+{
+	u64 held = local_clock() - start;
+
+	if (unlikely(held > bvq->stats.max_hold_ns))
+		bvq->stats.max_hold_ns = held;
+}
+
 void vhost_blk_done_work(struct vhost_work *work)
 {
 	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
 						done_work);
+	u64 start;
 
 	mutex_lock(&bvq->vq.mutex);
+	start = local_clock();
 	vhost_blk_complete(bvq, true);
+	vhost_blk_note_hold(bvq, start);
 	mutex_unlock(&bvq->vq.mutex);
 }

@@ -313,15 +313,22 @@ static long vhost_blk_get_vring_stats(struct vhost_blk *blk, void __user *argp)
 	if (ret)
 		goto out_unlock;
 
-	mutex_lock(&bvq->vq.mutex);
-	st = bvq->stats;
+	/*
+	 * Without vq->mutex: an admin's query never waits for the data path
+	 * (a bounced 64 MiB copy, a backend that discards inside
+	 * submit_bio()).  The counters are naturally aligned u64s written
+	 * under vq->mutex; a snapshot of a busy ring may be a few requests
+	 * apart between counters.
+	 */
+	st = data_race(bvq->stats);
 	st.index = idx;
-	st.attached = !!vhost_vq_get_backend(&bvq->vq);
-	st.inflight = bvq->inflight;
+	/* As the counters: a snapshot, written under vq->mutex. */
+	st.attached = !!data_race(vhost_vq_get_backend(&bvq->vq));
+	/* As the counters: a snapshot, written under vq->mutex. */
+	st.inflight = data_race(bvq->inflight);
 	worker = rcu_dereference_check(bvq->vq.worker,
 				       lockdep_is_held(&blk->dev.mutex));
 	st.worker_id = worker ? worker->id : U32_MAX;
-	mutex_unlock(&bvq->vq.mutex);
 
 	if (copy_to_user(argp, &st, sizeof(st)))
 		ret = -EFAULT;

@@ -469,12 +469,14 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	struct blk_plug plug;
 	unsigned long poll_end = 0;
 	struct file *backend;
+	u64 start;
 	u64 bytes = 0;
 	bool polled;
 	s64 ret;
 	int head;
 
 	mutex_lock(&vq->mutex);
+	start = local_clock();
 	backend = vhost_vq_get_backend(vq);
 	if (!backend || bvq->stopped)
 		goto out_unlock;
@@ -565,5 +567,6 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	/* Report what failed validation or already finished, in one batch. */
 	vhost_blk_complete(bvq, true);
 out_unlock:
+	vhost_blk_note_hold(bvq, start);
 	mutex_unlock(&vq->mutex);
 }

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "common.hpp"
 
+#include <string_view>
+#include <sys/utsname.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -167,6 +170,13 @@ std::unique_ptr<vblk::BlkDriver> attached_driver(const Backend &b, unsigned queu
 	auto d = std::make_unique<vblk::BlkDriver>(driver_options(queues, queue_size));
 	d->attach(b.fd());
 	return d;
+}
+
+std::chrono::milliseconds worker_hold_bound()
+{
+	struct utsname u {};
+	::uname(&u);
+	return std::string_view(u.release).ends_with("-debug") ? 5000ms : 1000ms;
 }
 
 bool err_signalled(vblk::BlkDriver &d, unsigned q, std::chrono::milliseconds timeout)

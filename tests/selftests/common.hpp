@@ -83,6 +83,12 @@ std::unique_ptr<vblk::BlkDriver> attached_driver(const Backend &b, unsigned queu
 // Waits up to `timeout` for the ring's error eventfd.
 bool err_signalled(vblk::BlkDriver &d, unsigned q, std::chrono::milliseconds timeout = 2000ms);
 
+// The documented bound on how long a guest can make a ring's worker hold
+// the ring in one go (stats.max_hold_ns; Documentation/vhost-blk.rst,
+// "Limits and bounds"): 1 s in the TCG test VM, 5 s on the KASAN/lockdep
+// kernel (uname -r ends in -vblk-debug), which runs the same code 3-5x slower.
+std::chrono::milliseconds worker_hold_bound();
+
 } // namespace vbt
 
 namespace vbt {

@@ -602,6 +602,7 @@ TEST_TIMEOUT(fuzzed_sizes_keep_every_bound, 600)
 	// The bounds are measured over the whole run and checked at the end,
 	// so a failure reports all of them.
 	clock::duration worst_stats{};
+	uint64_t max_hold = 0; // stats.max_hold_ns over every ring and batch
 	std::string worst_batch;
 	std::vector<std::string> worst_listing;
 	int64_t mem_drop = 0;
@@ -665,6 +666,8 @@ TEST_TIMEOUT(fuzzed_sizes_keep_every_bound, 600)
 							   __FILE__, __LINE__);
 					ASSERT_EQ(rig.d->stats(q).stopped, 0u);
 				}
+				for (unsigned q = 0; q < size_queues; q++)
+					max_hold = std::max<uint64_t>(max_hold, rig.d->stats(q).max_hold_ns);
 				if (worst > worst_stats) {
 					worst_stats = worst;
 					worst_batch = "batch " + std::to_string(batch) + ", seed " +
@@ -712,6 +715,9 @@ TEST_TIMEOUT(fuzzed_sizes_keep_every_bound, 600)
 			ktap::diag(l);
 	ASSERT_LE(mem_drop, int64_t{ size_queues } * VHOST_BLK_RING_BOUNCE_BYTES + size_mem_slack);
 	ASSERT_LT(worst_ms, 1000);
+	ktap::diag("longest hold of a ring by its worker " + std::to_string(max_hold / 1000000) +
+		   " ms");
+	ASSERT_LT(max_hold, uint64_t(std::chrono::nanoseconds(worker_hold_bound()).count()));
 	ASSERT_TRUE(took.has_value());
 	ASSERT_LE(took->count(), 2000);
 	assert_device_usable(b, 100000);

@@ -100,7 +100,9 @@
  * VHOST_BLK_GET_VRING_STATS: counters of one virtqueue.  Set .index, the
  * kernel fills in the rest.  Counters live with the ring (no sharing
  * across queues) and are reset when the device is reset (RESET_OWNER) or
- * closed, not when a ring is detached.
+ * closed, not when a ring is detached.  They are read without stopping the
+ * ring, so the call never waits for the data path: each counter is exact,
+ * counters of a busy ring may be a few requests apart from each other.
  */
 enum vhost_blk_stat_type {
 	VHOST_BLK_STAT_IN,
@@ -136,7 +138,11 @@ struct vhost_blk_vring_stats {
 				 * "Ring errors")
 				 */
 	__u64 throttled;	/* times the ring waited for bounce budget */
-	__u64 reserved[6];
+	__u64 max_hold_ns;	/* longest time the ring's worker held the
+				 * ring in one go (a kick-handler run, busy
+				 * polling included, or a completion batch)
+				 */
+	__u64 reserved[5];
 };
 
 #define VHOST_BLK_GET_VRING_STATS \
