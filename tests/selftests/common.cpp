@@ -172,11 +172,21 @@ std::unique_ptr<vblk::BlkDriver> attached_driver(const Backend &b, unsigned queu
 	return d;
 }
 
-std::chrono::milliseconds worker_hold_bound()
+bool debug_kernel()
 {
 	struct utsname u {};
 	::uname(&u);
-	return std::string_view(u.release).ends_with("-debug") ? 5000ms : 1000ms;
+	return std::string_view(u.release).ends_with("-debug");
+}
+
+std::chrono::milliseconds worker_hold_bound()
+{
+	return debug_kernel() ? 5000ms : 1000ms;
+}
+
+std::chrono::milliseconds owner_exit_bound()
+{
+	return debug_kernel() ? 5000ms : 2000ms;
 }
 
 bool err_signalled(vblk::BlkDriver &d, unsigned q, std::chrono::milliseconds timeout)

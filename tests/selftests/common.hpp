@@ -88,6 +88,12 @@ bool err_signalled(vblk::BlkDriver &d, unsigned q, std::chrono::milliseconds tim
 // "Limits and bounds"): 1 s in the TCG test VM, 5 s on the KASAN/lockdep
 // kernel (uname -r ends in -vblk-debug), which runs the same code 3-5x slower.
 std::chrono::milliseconds worker_hold_bound();
+// The KASAN/lockdep kernel of make debug-kernel (uname -r ends in -debug).
+bool debug_kernel();
+// The documented bound on how long the owner SIGKILLed with anything a
+// guest can queue takes to exit: 2 s in the TCG test VM, 5 s on the
+// KASAN/lockdep kernel (measured there: up to 2.5 s).
+std::chrono::milliseconds owner_exit_bound();
 
 } // namespace vbt
 

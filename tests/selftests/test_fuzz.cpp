@@ -284,7 +284,8 @@ TEST_TIMEOUT(fuzzed_rings_never_break_the_module, 900)
 // bounds").  Measured over the run, checked at its end: GET_VRING_STATS
 // from another thread answers within 1 s; MemAvailable never drops by more
 // than each ring's bounce budget (+ 16 MiB); the owner SIGKILLed with a
-// batch in flight is reaped within 2 s.
+// batch in flight is reaped within owner_exit_bound() (2 s; 5 s on the debug
+// kernel).
 
 namespace {
 
@@ -719,6 +720,6 @@ TEST_TIMEOUT(fuzzed_sizes_keep_every_bound, 600)
 		   " ms");
 	ASSERT_LT(max_hold, uint64_t(std::chrono::nanoseconds(worker_hold_bound()).count()));
 	ASSERT_TRUE(took.has_value());
-	ASSERT_LE(took->count(), 2000);
+	ASSERT_LE(took->count(), owner_exit_bound().count());
 	assert_device_usable(b, 100000);
 }
