@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * vhost-blk internals shared by the device (device.c), the request path
- * (request.c), bio submission (bio.c) and completion (completion.c).
+ * (request.c), bio submission (bio.c), completion (completion.c) and the
+ * legacy worker ioctl (workers.c).
  *
  * Lock order: vhost_blk.dev.mutex -> vhost_virtqueue.mutex
  */
@@ -160,5 +161,8 @@ void vhost_blk_done_work(struct vhost_work *work);
 void vhost_blk_note_hold(struct vhost_blk_vq *bvq, u64 start);
 void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report);
 void vhost_blk_finish_now(struct vhost_blk_req *req, u8 status);
+
+/* workers.c */
+long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp);
 
 #endif /* _VHOST_BLK_INTERNAL_H */

@@ -337,6 +337,41 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * VHOST_GET_VRING_BASE stops an attached ring first, as VHOST_BLK_SET_BACKEND
+ * with fd -1 would: every request it took completes into the used ring, so
+ * the base is exact and the ring can be set up again (SET_VRING_NUM/BASE
+ * fail with EBUSY while a backend is attached).  This is the stop path of
+ * VMMs that treat the device like any vhost device (QEMU's vhost_dev_stop(),
+ * the published vhost-blk QEMU patch), which never detach the backend
+ * themselves.  vhost-net reads the base of a running ring instead; for a
+ * block device that base would be stale by the time the VMM saved it, and
+ * requests taken after it would run twice on a migration destination.
+ */
+static long vhost_blk_get_vring_base(struct vhost_blk *blk, void __user *argp)
+{
+	u32 idx;
+	long ret;
+
+	if (get_user(idx, (u32 __user *)argp))
+		return -EFAULT;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out_unlock;
+	if (idx < blk->nvqs) {
+		vhost_blk_detach_vq(blk, &blk->vqs[array_index_nospec(idx, blk->nvqs)],
+				    true);
+		vhost_blk_put_backend(blk);
+	}
+	/* The vhost core validates the index and reads the base. */
+	ret = vhost_vring_ioctl(&blk->dev, VHOST_GET_VRING_BASE, argp);
+out_unlock:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
 static void vhost_blk_reset_stats(struct vhost_blk *blk)
 {
 	unsigned int i;
@@ -428,6 +463,13 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		return vhost_blk_set_serial(blk, argp);
 	case VHOST_BLK_GET_VRING_STATS:
 		return vhost_blk_get_vring_stats(blk, argp);
+	case VHOST_GET_VRING_BASE:
+		return vhost_blk_get_vring_base(blk, argp);
+	case VHOST_SET_NWORKERS:
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_blk_set_nworkers(blk, argp);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
 	case VHOST_NEW_WORKER:
 	case VHOST_FREE_WORKER:
 	case VHOST_ATTACH_VRING_WORKER:

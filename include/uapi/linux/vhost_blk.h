@@ -59,6 +59,25 @@
 #define VHOST_BLK_SET_SERIAL _IOW(VHOST_VIRTIO, 0xFE, char[VIRTIO_BLK_ID_BYTES])
 
 /*
+ * VHOST_SET_NWORKERS: legacy, the worker ioctl of the published vhost-blk
+ * series (its number, in the vhost ioctl space; unused by vhost.h).  The
+ * device gets at least N vhost workers (1 <= N <= the number of virtqueues,
+ * EINVAL otherwise; it never frees workers) and virtqueue i is served by
+ * the (i % N)-th of them.  May be called at any time after VHOST_SET_OWNER,
+ * also while rings run.  New VMMs use VHOST_NEW_WORKER and
+ * VHOST_ATTACH_VRING_WORKER from <linux/vhost.h>, which give any map.
+ */
+#define VHOST_SET_NWORKERS _IOW(VHOST_VIRTIO, 0x1F, int)
+
+/*
+ * VHOST_GET_VRING_BASE (<linux/vhost.h>) on a virtqueue that has a backend
+ * first detaches it, exactly as VHOST_BLK_SET_BACKEND with fd -1 on that
+ * virtqueue: the base it returns is exact and nothing the ring took
+ * completes afterwards.  The ring restarts with SET_VRING_NUM, _BASE,
+ * _ADDR, _KICK, _CALL and VHOST_BLK_SET_BACKEND, without RESET_OWNER.
+ */
+
+/*
  * Per-request limits.  The module enforces them on every request, whatever
  * the config space says; a VMM advertises exactly these (or smaller) so a
  * compliant guest never exceeds them.  Documentation/vhost-blk.rst,

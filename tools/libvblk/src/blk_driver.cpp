@@ -98,6 +98,24 @@ void BlkDriver::setup_queue(unsigned q)
 	dev_->set_vring_err(q, Q.vq->err_fd().fd());
 }
 
+void BlkDriver::restart_ring(unsigned q, uint16_t base)
+{
+	VhostBlkDevice &dev = device();
+	Queue &Q = queues_.at(q);
+	dev.set_vring_num(q, opts_.queue_size);
+	dev.set_vring_base(q, base);
+	dev.set_vring_addr(q, Q.vq->addresses());
+	dev.set_vring_kick(q, Q.vq->kick_fd().fd());
+	dev.set_vring_call(q, Q.vq->call_fd().fd());
+	dev.set_vring_err(q, Q.vq->err_fd().fd());
+}
+
+void BlkDriver::renew_ring(unsigned q)
+{
+	device();
+	setup_queue(q);
+}
+
 void BlkDriver::reset()
 {
 	device().reset_owner();

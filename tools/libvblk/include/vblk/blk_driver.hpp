@@ -115,6 +115,16 @@ public:
 	// default worker.  Returns each ring's worker id.
 	std::vector<unsigned> spread_workers(unsigned n);
 
+	// A VMM's restart of ring q after a stop (VHOST_GET_VRING_BASE or a
+	// detach): the same ring set up again from `base` with
+	// SET_VRING_NUM/BASE/ADDR/KICK/CALL/ERR, as QEMU's vhost_dev_start()
+	// does on `cont`.  The backend is attached again separately.
+	// /dev/vhost-blk only.
+	void restart_ring(unsigned q, uint16_t base);
+	// A guest reset of ring q: a fresh ring from base 0 (requests the
+	// driver still waited for are forgotten), set up as at start.
+	// /dev/vhost-blk only.
+	void renew_ring(unsigned q);
 	// Tears the device down with VHOST_RESET_OWNER and sets it up again
 	// (fresh rings, same memory table and features).  Backends are dropped.
 	void reset();

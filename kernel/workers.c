@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: VHOST_SET_NWORKERS, the worker ioctl of the published
+ * vhost-blk series, kept so VMMs built for that series run unchanged.
+ *
+ * Copyright (C) 2026 The vhost-blk authors.
+ *
+ * New VMMs use the vhost core's own worker ioctls (VHOST_NEW_WORKER,
+ * VHOST_ATTACH_VRING_WORKER, ...), which this device passes through; this
+ * file only translates the legacy "N workers, rings round-robin" request
+ * into them.
+ */
+#include <linux/mman.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/xarray.h>
+
+#include "blk.h"
+
+/* Ids of the device's first @n workers, creating the missing ones. */
+static long vhost_blk_grow_workers(struct vhost_blk *blk, u32 *ids,
+				   unsigned int n, void __user *scratch)
+{
+	struct vhost_worker_state __user *state = scratch;
+	struct vhost_worker *worker;
+	unsigned int have = 0;
+	unsigned long id;
+	long ret;
+
+	xa_for_each(&blk->dev.worker_xa, id, worker) {
+		if (have == n)
+			break;
+		ids[have++] = worker->id;
+	}
+	while (have < n) {
+		ret = vhost_worker_ioctl(&blk->dev, VHOST_NEW_WORKER, state);
+		if (ret)
+			return ret;
+		if (get_user(ids[have], &state->worker_id))
+			return -EFAULT;
+		have++;
+	}
+	return 0;
+}
+
+/*
+ * VHOST_SET_NWORKERS: the device gets at least @arg workers (it never
+ * frees any: a worker may still serve a ring) and ring i is served by the
+ * (i % @arg)-th of them.  Bounded by the number of rings, so an owner
+ * cannot make the device start more threads than it has rings; the
+ * threads are counted against the owner's RLIMIT_NPROC as any vhost
+ * worker.  Caller holds dev.mutex.
+ *
+ * The vhost core exports its worker operations only as vhost_worker_ioctl(),
+ * which reads and writes its argument in user memory.  The request is the
+ * owner's ioctl, so one anonymous page in the owner's own address space
+ * carries the arguments and is unmapped before returning.  A thread of the
+ * owner that scribbles on it meanwhile can only point its own rings at its
+ * own workers, which the vhost core validates as any
+ * VHOST_ATTACH_VRING_WORKER.
+ */
+long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp)
+{
+	struct vhost_vring_worker __user *ring_worker;
+	unsigned long scratch;
+	unsigned int i;
+	long ret;
+	u32 *ids;
+	int n;
+
+	if (get_user(n, argp))
+		return -EFAULT;
+	if (n < 1 || n > blk->nvqs)
+		return -EINVAL;
+
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		return ret;
+	if (!vhost_dev_has_owner(&blk->dev))
+		return -EINVAL;
+
+	ids = kcalloc(n, sizeof(*ids), GFP_KERNEL_ACCOUNT);
+	if (!ids)
+		return -ENOMEM;
+	scratch = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, 0);
+	if (IS_ERR_VALUE(scratch)) {
+		ret = scratch;
+		goto out_free;
+	}
+	ring_worker = (void __user *)scratch;
+
+	ret = vhost_blk_grow_workers(blk, ids, n, ring_worker);
+	if (ret)
+		goto out_unmap;
+	/* Switching a running ring's worker flushes the old one: nothing is lost. */
+	for (i = 0; i < blk->nvqs; i++) {
+		if (put_user(i, &ring_worker->index) ||
+		    put_user(ids[i % n], &ring_worker->worker_id)) {
+			ret = -EFAULT;
+			goto out_unmap;
+		}
+		ret = vhost_worker_ioctl(&blk->dev, VHOST_ATTACH_VRING_WORKER,
+					 ring_worker);
+		if (ret)
+			goto out_unmap;
+	}
+out_unmap:
+	vm_munmap(scratch, PAGE_SIZE);
+out_free:
+	kfree(ids);
+	return ret;
+}
