@@ -405,3 +405,15 @@ time_to_reap_killed_owner(const std::function<void(const std::function<void()> &
 }
 
 } // namespace vbt
+
+void vbt::write_read_back(vblk::BlkDriver &d, const Backend &b, unsigned wq, unsigned rq,
+			  uint64_t sector, size_t len, uint64_t seed)
+{
+	b.write_direct(sector * vblk::sector_size, pattern(len, sector, seed ^ 0x5a5a));
+	auto data = pattern(len, sector, seed);
+	ASSERT_EQ(d.write(wq, sector, data), VIRTIO_BLK_S_OK);
+	std::vector<uint8_t> back(len);
+	ASSERT_EQ(d.read(rq, sector, back), VIRTIO_BLK_S_OK);
+	ASSERT_BYTES_EQ(back, data);
+	ASSERT_BYTES_EQ(b.read_direct(sector * vblk::sector_size, len), data);
+}

@@ -10,7 +10,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <cstdio>
 #include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -98,6 +101,35 @@ std::chrono::milliseconds owner_exit_bound();
 } // namespace vbt
 
 namespace vbt {
+
+// Runs `fn` in a child process (another mm: not the device's owner);
+// returns its exit status, 0 = passed.
+template <typename F> int in_child(F fn)
+{
+	std::fflush(nullptr);
+	pid_t pid = ::fork();
+	if (pid < 0)
+		throw vblk::SysError(errno, "fork");
+	if (pid == 0) {
+		int rc = 1;
+		try {
+			rc = fn();
+		} catch (const std::exception &e) {
+			ktap::diag(std::string("child: ") + e.what());
+		}
+		std::fflush(nullptr);
+		::_exit(rc);
+	}
+	int status = 0;
+	while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Writes a pattern through ring `wq` over a range prefilled with another,
+// reads it back through ring `rq` and checks both the read and the disk.
+void write_read_back(vblk::BlkDriver &d, const Backend &b, unsigned wq, unsigned rq,
+		     uint64_t sector, size_t len, uint64_t seed);
 
 // Opens a fresh device on `b` and checks a write/read round trip.
 void assert_device_usable(const Backend &b, uint64_t sector = 123456);

@@ -11,29 +11,6 @@ using namespace vbt;
 
 namespace {
 
-// Runs `fn` in a child process; returns its exit status (0 = passed).
-template <typename F> int in_child(F fn)
-{
-	std::fflush(nullptr);
-	pid_t pid = ::fork();
-	if (pid < 0)
-		throw vblk::SysError(errno, "fork");
-	if (pid == 0) {
-		int rc = 1;
-		try {
-			rc = fn();
-		} catch (const std::exception &e) {
-			ktap::diag(std::string("child: ") + e.what());
-		}
-		std::fflush(nullptr);
-		::_exit(rc);
-	}
-	int status = 0;
-	while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 void submit_writes(vblk::BlkDriver &d, unsigned q, uint64_t first_sector, unsigned n)
 {
 	for (unsigned i = 0; i < n && d.queue(q).num_free() >= 3; i++) {

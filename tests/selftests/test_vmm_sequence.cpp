@@ -9,8 +9,6 @@
 
 #include <fstream>
 #include <set>
-#include <sys/wait.h>
-#include <unistd.h>
 
 using namespace vbt;
 
@@ -58,28 +56,6 @@ unsigned max_queues_param()
 	return n ? n : 16;
 }
 
-template <typename F> int in_child(F fn)
-{
-	std::fflush(nullptr);
-	pid_t pid = ::fork();
-	if (pid < 0)
-		throw vblk::SysError(errno, "fork");
-	if (pid == 0) {
-		int rc = 1;
-		try {
-			rc = fn();
-		} catch (const std::exception &e) {
-			ktap::diag(std::string("child: ") + e.what());
-		}
-		std::fflush(nullptr);
-		::_exit(rc);
-	}
-	int status = 0;
-	while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 } // namespace
 
 // The published patch's start: rings set up, then SET_BACKEND on all rings.
@@ -87,16 +63,8 @@ TEST(vmm_start_sequence_serves_every_ring)
 {
 	auto b = Backend::open(env_nullb);
 	auto d = attached_driver(b, 2);
-	for (unsigned q = 0; q < 2; q++) {
-		uint64_t s = 70000 + q * 64;
-		b.write_direct(s * 512, pattern(8192, s, 99));
-		auto data = pattern(8192, s, ktap::seed());
-		ASSERT_EQ(d->write(q, s, data), VIRTIO_BLK_S_OK);
-		std::vector<uint8_t> back(data.size());
-		ASSERT_EQ(d->read(1 - q, s, back), VIRTIO_BLK_S_OK);
-		ASSERT_BYTES_EQ(back, data);
-		ASSERT_BYTES_EQ(b.read_direct(s * 512, data.size()), data);
-	}
+	for (unsigned q = 0; q < 2; q++)
+		write_read_back(*d, b, q, 1 - q, 70000 + q * 64, 8192, ktap::seed());
 }
 
 // Stop with writes in flight: GET_VRING_BASE waits for every write the ring
@@ -272,16 +240,8 @@ TEST(set_nworkers_spreads_rings_round_robin)
 	// The first two workers are the ones from before.
 	ASSERT_EQ(dev.get_vring_worker(0), w[0]);
 	ASSERT_EQ(dev.get_vring_worker(1), w[1]);
-	for (unsigned q = 0; q < 4; q++) {
-		uint64_t s = 40000 + q * 64;
-		b.write_direct(s * 512, pattern(16384, s, 4));
-		auto data = pattern(16384, s, ktap::seed());
-		ASSERT_EQ(d->write(q, s, data), VIRTIO_BLK_S_OK);
-		std::vector<uint8_t> back(data.size());
-		ASSERT_EQ(d->read((q + 1) % 4, s, back), VIRTIO_BLK_S_OK);
-		ASSERT_BYTES_EQ(back, data);
-		ASSERT_BYTES_EQ(b.read_direct(s * 512, data.size()), data);
-	}
+	for (unsigned q = 0; q < 4; q++)
+		write_read_back(*d, b, q, (q + 1) % 4, 40000 + q * 64, 16384, ktap::seed());
 	n = 1;
 	ASSERT_EQ(dev.try_ioctl(VHOST_SET_NWORKERS, &n), 0);
 	for (unsigned q = 0; q < 4; q++)
