@@ -350,23 +350,34 @@ out_unlock:
  */
 static long vhost_blk_get_vring_base(struct vhost_blk *blk, void __user *argp)
 {
-	u32 idx;
+	struct vhost_vring_state s;
+	struct vhost_virtqueue *vq;
 	long ret;
 
-	if (get_user(idx, (u32 __user *)argp))
+	if (copy_from_user(&s, argp, sizeof(s)))
 		return -EFAULT;
 
 	mutex_lock(&blk->dev.mutex);
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		goto out_unlock;
-	if (idx < blk->nvqs) {
-		vhost_blk_detach_vq(blk, &blk->vqs[array_index_nospec(idx, blk->nvqs)],
-				    true);
-		vhost_blk_put_backend(blk);
+	if (s.index >= blk->nvqs) {
+		ret = -ENOBUFS;
+		goto out_unlock;
 	}
-	/* The vhost core validates the index and reads the base. */
-	ret = vhost_vring_ioctl(&blk->dev, VHOST_GET_VRING_BASE, argp);
+	vq = &blk->vqs[array_index_nospec(s.index, blk->nvqs)].vq;
+	vhost_blk_detach_vq(blk, to_bvq(vq), true);
+	vhost_blk_put_backend(blk);
+	/*
+	 * The base of the ring just stopped, read once (no second copy of the
+	 * index from user memory).  Split rings only: VHOST_BLK_FEATURES has
+	 * no VIRTIO_F_RING_PACKED.
+	 */
+	mutex_lock(&vq->mutex);
+	s.num = vq->last_avail_idx;
+	mutex_unlock(&vq->mutex);
+	if (copy_to_user(argp, &s, sizeof(s)))
+		ret = -EFAULT;
 out_unlock:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;

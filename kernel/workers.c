@@ -58,11 +58,13 @@ static long vhost_blk_grow_workers(struct vhost_blk *blk, u32 *ids,
  * carries the arguments and is unmapped before returning.  A thread of the
  * owner that scribbles on it meanwhile can only point its own rings at its
  * own workers, which the vhost core validates as any
- * VHOST_ATTACH_VRING_WORKER.
+ * VHOST_ATTACH_VRING_WORKER.  On an error the map may be partly applied
+ * and the workers created so far stay; calling again completes it.
  */
 long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp)
 {
 	struct vhost_vring_worker __user *ring_worker;
+	struct vhost_worker *worker;
 	unsigned long scratch;
 	unsigned int i;
 	long ret;
@@ -77,8 +79,9 @@ long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp)
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		return ret;
-	if (!vhost_dev_has_owner(&blk->dev))
-		return -EINVAL;
+	/* The core creates extra workers only as vhost tasks of the owner. */
+	if (!blk->dev.fork_owner)
+		return -EOPNOTSUPP;
 
 	ids = kcalloc(n, sizeof(*ids), GFP_KERNEL_ACCOUNT);
 	if (!ids)
@@ -94,8 +97,16 @@ long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp)
 	ret = vhost_blk_grow_workers(blk, ids, n, ring_worker);
 	if (ret)
 		goto out_unmap;
-	/* Switching a running ring's worker flushes the old one: nothing is lost. */
+	/*
+	 * Switching a running ring's worker flushes the old one: nothing is
+	 * lost.  The core does that even when the worker stays the same, so
+	 * rings already in place are skipped.
+	 */
 	for (i = 0; i < blk->nvqs; i++) {
+		worker = rcu_dereference_check(blk->vqs[i].vq.worker,
+					       lockdep_is_held(&blk->dev.mutex));
+		if (worker && worker->id == ids[i % n])
+			continue;
 		if (put_user(i, &ring_worker->index) ||
 		    put_user(ids[i % n], &ring_worker->worker_id)) {
 			ret = -EFAULT;

@@ -185,9 +185,18 @@ TEST_TIMEOUT(vmm_reset_with_writes_in_flight_then_fresh_rings, 60)
 		ASSERT_EQ(d->queue(q).used_idx(), bases[q]);
 		ASSERT_EQ(d->stats(q).inflight, 0u);
 		// What completed is on the disk.
-		for (auto &c : d->poll(q, 0, 0ms))
+		auto cs = d->poll(q, 0, 0ms);
+		ASSERT_EQ(cs.size(), size_t{ bases[q] });
+		for (auto &c : cs)
 			ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
 	}
+	// The rings take requests in order: the first bases[q] writes of each.
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < bases[q]; i++) {
+			uint64_t s = first + (q * 16 + i) * 8;
+			ASSERT_BYTES_EQ(b.read_direct(s * 512, 4096),
+					pattern(4096, s, ktap::seed()));
+		}
 	for (unsigned q = 0; q < 2; q++)
 		d->renew_ring(q);
 	d->device().set_features(d->features());
@@ -202,6 +211,23 @@ TEST_TIMEOUT(vmm_reset_with_writes_in_flight_then_fresh_rings, 60)
 		ASSERT_EQ(d->queue(q).used_idx(), 1);
 		ASSERT_EQ(d->get_vring_base(q), 1u);
 	}
+}
+
+// Only the owner stops a ring: another process's GET_VRING_BASE is EPERM
+// and the ring stays attached and serving.
+TEST(vmm_get_vring_base_of_non_owner_keeps_ring_attached)
+{
+	auto b = Backend::open(env_nullb);
+	auto d = attached_driver(b);
+	ASSERT_EQ(d->write(0, 0, pattern(4096, 0, 1)), VIRTIO_BLK_S_OK);
+	int rc = in_child([&] {
+		struct vhost_vring_state s = { 0, 0 };
+		return d->device().try_ioctl(VHOST_GET_VRING_BASE, &s) == -EPERM ? 0 : 2;
+	});
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(d->stats(0).attached, 1u);
+	write_read_back(*d, b, 0, 0, 8, 4096, ktap::seed());
+	ASSERT_EQ(d->get_vring_base(0), 3u);
 }
 
 TEST(vmm_get_vring_base_out_of_range_is_enobufs_and_keeps_rings)
@@ -287,13 +313,16 @@ TEST_TIMEOUT(set_nworkers_while_writes_in_flight_completes_each_once, 60)
 			tokens.insert(d->submit(
 				q, vblk::BlkDriver::write_spec(s, pattern(4096, s, ktap::seed()))));
 		}
-	ASSERT_TRUE(wait_inflight(*d, 0));
+	// Ring 1 is the one that moves to the new worker.
+	ASSERT_TRUE(wait_inflight(*d, 1));
 	int n = 2;
 	ASSERT_EQ(d->device().try_ioctl(VHOST_SET_NWORKERS, &n), 0);
 	ASSERT_NE(d->device().get_vring_worker(0), d->device().get_vring_worker(1));
 	for (unsigned q = 0; q < 2; q++)
 		while (d->pending(q)) {
-			for (auto &c : d->poll(q)) {
+			auto cs = d->poll(q);
+			ASSERT_FALSE(cs.empty());
+			for (auto &c : cs) {
 				ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
 				ASSERT_TRUE(done.insert(c.token).second);
 			}
