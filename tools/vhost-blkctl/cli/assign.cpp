@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-// vhost-blkctl assign NAME --vq Q --worker W | --policy P
+// vhost-blkctl assign NAME | --qmp SOCKET --id DEVICE
+//                     --vq Q --worker W | --policy P
 #include "cli/cli.hpp"
 #include "cli/common.hpp"
 
 #include "control/json.hpp"
-#include "control/rundir.hpp"
 
 #include <iostream>
 
@@ -15,7 +15,7 @@ void setup_assign(CLI::App &app, Options &o)
 	auto &a = o.assign;
 	auto *sub = app.add_subcommand("assign", "Move a virtqueue to another worker, or apply "
 						 "a policy, on a running disk");
-	sub->add_option("name", a.name, "Disk name")->required();
+	add_disk_ref(*sub, a);
 	auto *vq = sub->add_option("--vq", a.vq, "Virtqueue")->check(CLI::NonNegativeNumber);
 	auto *w = sub->add_option("--worker", a.worker, "Worker (as listed by status)")
 			  ->check(CLI::NonNegativeNumber);
@@ -34,6 +34,7 @@ void setup_assign(CLI::App &app, Options &o)
 	p->excludes(w);
 	sub->add_flag("--json", a.json, "JSON output (the new status)");
 	sub->callback([&o, vq, p] {
+		check_disk_ref("assign", o.assign);
 		if (!vq->count() && !p->count())
 			throw CLI::ValidationError("assign", "either --vq with --worker, or --policy");
 		o.command = "assign";
@@ -48,7 +49,7 @@ int run_assign(const Options &o)
 		req["policy"] = a.policy;
 	else
 		req.update({ { "vq", a.vq }, { "worker", a.worker } });
-	auto s = call_disk(control::resolve_run_dir(o.global.run_dir), a.name, req);
+	auto s = call_disk_ref(o.global, a, req);
 	if (a.json)
 		std::cout << nlohmann::json(s).dump(2) << "\n";
 	else

@@ -55,19 +55,25 @@ struct ListOptions {
 	bool json = false;
 };
 
-struct StatusOptions {
+// The disk an admin command works on: one that `serve` owns, by NAME, or
+// a vhost-blk-pci device of a running QEMU, by QMP socket and device id.
+// Exactly one of the two forms.
+struct DiskRef {
 	std::string name;
+	std::string qmp;	// QEMU's QMP socket (-qmp unix:PATH,server=on,wait=off)
+	std::string id;		// the device's id= on that QEMU
+};
+
+struct StatusOptions : DiskRef {
 	bool json = false;
 };
 
-struct WorkersOptions {
-	std::string name;
+struct WorkersOptions : DiskRef {
 	unsigned count = 0;
 	bool json = false;
 };
 
-struct AssignOptions {
-	std::string name;
+struct AssignOptions : DiskRef {
 	int vq = -1;
 	int worker = -1;
 	std::string policy;

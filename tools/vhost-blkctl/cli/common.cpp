@@ -5,12 +5,96 @@
 #include "control/json.hpp"
 #include "control/rundir.hpp"
 #include "device/module_info.hpp"
+#include "qmp/vhost_blk.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iomanip>
 #include <sys/stat.h>
 
 namespace cli {
+
+void add_disk_ref(CLI::App &sub, DiskRef &ref)
+{
+	sub.add_option("name", ref.name, "Disk name (a disk that `serve` owns)");
+	auto *q = sub.add_option("--qmp", ref.qmp,
+				 "QMP socket of the QEMU that owns the disk (with --id)");
+	auto *i = sub.add_option("--id", ref.id, "id= of the vhost-blk-pci device (with --qmp)");
+	q->needs(i);
+	i->needs(q);
+}
+
+void check_disk_ref(const std::string &command, const DiskRef &ref)
+{
+	bool by_name = !ref.name.empty(), by_qmp = !ref.qmp.empty() || !ref.id.empty();
+	if (by_name && by_qmp)
+		throw CLI::ValidationError(command, "a disk NAME or --qmp SOCKET --id DEVICE, "
+						    "not both");
+	if (!by_name && !by_qmp)
+		throw CLI::ValidationError(command, "a disk NAME or --qmp SOCKET --id DEVICE "
+						    "is required");
+	if (by_qmp && (ref.qmp.empty() || ref.id.empty()))
+		throw CLI::ValidationError(command, "--qmp and --id must not be empty");
+}
+
+control::DiskStatus call_disk_ref(const GlobalOptions &g, const DiskRef &ref,
+				  const nlohmann::json &req)
+{
+	if (!ref.qmp.empty())
+		return call_qmp(ref.qmp, ref.id, req);
+	return call_disk(control::resolve_run_dir(g.run_dir), ref.name, req);
+}
+
+namespace {
+
+[[noreturn]] void throw_unreachable(const std::string &socket, int err, const std::string &what)
+{
+	if (err == EACCES || err == EPERM)
+		throw CliError(exit_failure, "permission denied on QMP socket " + socket +
+						     ": run as root or as the user QEMU runs as");
+	if (err == ENOENT || err == ENOTDIR)
+		throw CliError(exit_not_running, "no QMP socket " + socket +
+							 " (is QEMU running with -qmp unix:" +
+							 socket + ",server=on,wait=off?)");
+	if (err == ECONNREFUSED)
+		throw CliError(exit_not_running,
+			       "QEMU is not running: nobody listens on QMP socket " + socket);
+	if (err == ENAMETOOLONG)
+		throw CliError(exit_usage, "QMP socket path too long: " + socket);
+	throw CliError(exit_failure, what);
+}
+
+} // namespace
+
+control::DiskStatus call_qmp(const std::string &socket, const std::string &id,
+			     const nlohmann::json &req, std::chrono::milliseconds timeout)
+{
+	struct stat st;
+	if (::stat(socket.c_str(), &st) != 0)
+		throw_unreachable(socket, errno, "stat " + socket + ": " + std::strerror(errno));
+	try {
+		qmp::Client client(socket, timeout);
+		qmp::VhostBlkDevice dev(client, id);
+		control::apply_request(dev, req);
+		return dev.status();
+	} catch (const qmp::ConnectError &e) {
+		throw_unreachable(socket, e.error_number(), e.what());
+	} catch (const qmp::CommandError &e) {
+		if (e.error_class() == "CommandNotFound")
+			throw CliError(exit_rejected, "QEMU at " + socket + " has no " +
+							      e.command() +
+							      ": not a QEMU with the vhost-blk-pci "
+							      "device");
+		throw CliError(exit_rejected, "device '" + id + "' on " + socket + ": " + e.desc());
+	} catch (const qmp::Error &e) {
+		// Timeout, closed connection, not QMP, a reply of the wrong shape.
+		throw CliError(exit_no_answer, e.what());
+	} catch (const control::RequestError &e) {
+		throw CliError(e.code() == "device-error" ? exit_kernel : exit_rejected,
+			       "device '" + id + "' on " + socket + ": " + e.what());
+	}
+}
 
 control::DiskStatus call_disk(const std::string &run_dir, const std::string &name,
 			      const nlohmann::json &req)

@@ -6,12 +6,34 @@
 #include "cli/cli.hpp"
 #include "control/status.hpp"
 
+#include "qmp/client.hpp"
+
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <ostream>
 #include <string>
 
 namespace cli {
+
+// Adds the disk NAME (positional) and --qmp SOCKET / --id DEVICE to `sub`.
+void add_disk_ref(CLI::App &sub, DiskRef &ref);
+// For the subcommand's callback: exactly one of the two forms, else
+// CLI::ValidationError.
+void check_disk_ref(const std::string &command, const DiskRef &ref);
+
+// Applies control request `req` (control/json.hpp) to the disk `ref`
+// names, through its daemon or through QEMU, and returns its status.
+control::DiskStatus call_disk_ref(const GlobalOptions &g, const DiskRef &ref,
+				  const nlohmann::json &req);
+
+// The QMP path of call_disk_ref.  Throws CliError: exit_not_running (no
+// socket, nobody listening), exit_failure (permission denied),
+// exit_no_answer (timeout, connection closed, not QMP), exit_rejected
+// (QEMU refused: a bad id or argument, with QEMU's message).
+control::DiskStatus call_qmp(const std::string &socket, const std::string &id,
+			     const nlohmann::json &req,
+			     std::chrono::milliseconds timeout = qmp::default_timeout);
 
 // Sends `req` to disk `name`; returns the status from a successful reply.
 // Throws CliError with exit_not_running / exit_no_answer / exit_rejected /

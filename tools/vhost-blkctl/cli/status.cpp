@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-// vhost-blkctl status NAME: queues, workers, the vq->worker map and the
-// per-vq statistics of one disk.
+// vhost-blkctl status NAME | --qmp SOCKET --id DEVICE: queues, workers,
+// the vq->worker map and the per-vq statistics of one disk.
 #include "cli/cli.hpp"
 #include "cli/common.hpp"
 
 #include "control/json.hpp"
-#include "control/rundir.hpp"
 
 #include <iostream>
 
@@ -14,15 +13,17 @@ namespace cli {
 void setup_status(CLI::App &app, Options &o)
 {
 	auto *sub = app.add_subcommand("status", "Show a disk's queues, workers and statistics");
-	sub->add_option("name", o.status.name, "Disk name")->required();
+	add_disk_ref(*sub, o.status);
 	sub->add_flag("--json", o.status.json, "JSON output");
-	sub->callback([&o] { o.command = "status"; });
+	sub->callback([&o] {
+		check_disk_ref("status", o.status);
+		o.command = "status";
+	});
 }
 
 int run_status(const Options &o)
 {
-	auto s = call_disk(control::resolve_run_dir(o.global.run_dir), o.status.name,
-			   { { "cmd", "status" } });
+	auto s = call_disk_ref(o.global, o.status, { { "cmd", "status" } });
 	if (o.status.json)
 		std::cout << nlohmann::json(s).dump(2) << "\n";
 	else

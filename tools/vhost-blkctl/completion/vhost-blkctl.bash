@@ -57,7 +57,7 @@ _vhost_blkctl()
 		COMPREPLY=($(compgen -f -- "${cur:-/dev/}"))
 		return
 		;;
-	--socket | --device)
+	--socket | --device | --qmp)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
@@ -66,7 +66,7 @@ _vhost_blkctl()
 		[[ ${COMPREPLY[0]} == round-robin: ]] && compopt -o nospace 2>/dev/null
 		return
 		;;
-	--name | --serial | --queues | --workers | --map | --count | --vq | --worker)
+	--name | --serial | --queues | --workers | --map | --count | --vq | --worker | --id)
 		return
 		;;
 	esac
@@ -84,16 +84,21 @@ _vhost_blkctl()
 		;;
 	list) opts="--json --run-dir --help" ;;
 	info) opts="--json --device --help" ;;
-	status) opts="--json --run-dir --help" ;;
-	workers) opts="--count --json --run-dir --help" ;;
-	assign) opts="--vq --worker --policy --json --run-dir --help" ;;
+	status) opts="--qmp --id --json --run-dir --help" ;;
+	workers) opts="--qmp --id --count --json --run-dir --help" ;;
+	assign) opts="--qmp --id --vq --worker --policy --json --run-dir --help" ;;
 	esac
 
 	if [[ $cur != -* && ($cmd == status || $cmd == workers || $cmd == assign) ]]; then
-		# The disk name is the first positional argument.
+		# The disk name is the first positional argument, unless the
+		# disk is QEMU's (--qmp SOCKET --id DEVICE).
 		local have_name="" j
 		for ((j = i + 1; j < cword; j++)); do
 			case ${words[j]} in
+			--qmp | --id)
+				have_name=1
+				((j++))
+				;;
 			--run-dir | --count | --vq | --worker | --policy) ((j++)) ;;
 			-*) ;;
 			*) have_name=1 ;;

@@ -141,7 +141,13 @@ unsigned get_uint(const json &req, const char *key)
 	auto it = req.find(key);
 	if (it == req.end())
 		throw RequestError("bad-request", std::string("missing \"") + key + "\"");
-	if (!it->is_number_unsigned() || it->get<uint64_t>() > 0xffffffffull)
+	// Parsed JSON holds non-negative integers as unsigned; a request the
+	// CLI builds in memory (the QMP path) may hold them as signed.
+	bool ok = it->is_number_unsigned()
+			  ? it->get<uint64_t>() <= 0xffffffffull
+			  : it->is_number_integer() && it->get<int64_t>() >= 0 &&
+				    it->get<int64_t>() <= 0xffffffffll;
+	if (!ok)
 		throw RequestError("bad-request",
 				   std::string("\"") + key + "\" must be a non-negative integer");
 	return it->get<unsigned>();
@@ -149,27 +155,31 @@ unsigned get_uint(const json &req, const char *key)
 
 } // namespace
 
+void apply_request(Service &svc, const json &req)
+{
+	if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
+		throw RequestError("bad-request", "a request is an object with a \"cmd\"");
+	std::string cmd = req["cmd"].get<std::string>();
+	if (cmd == "workers") {
+		svc.set_workers(get_uint(req, "count"));
+	} else if (cmd == "assign") {
+		if (req.contains("policy")) {
+			if (!req["policy"].is_string())
+				throw RequestError("bad-request", "\"policy\" must be a string");
+			svc.set_policy(req["policy"].get<std::string>());
+		} else {
+			unsigned vq = get_uint(req, "vq");
+			svc.assign(vq, get_uint(req, "worker"));
+		}
+	} else if (cmd != "status") {
+		throw RequestError("unknown-command", "unknown command \"" + cmd + "\"");
+	}
+}
+
 json handle_request(Service &svc, const std::string &line)
 {
 	try {
-		json req = json::parse(line);
-		if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
-			throw RequestError("bad-request", "a request is an object with a \"cmd\"");
-		std::string cmd = req["cmd"].get<std::string>();
-		if (cmd == "workers") {
-			svc.set_workers(get_uint(req, "count"));
-		} else if (cmd == "assign") {
-			if (req.contains("policy")) {
-				if (!req["policy"].is_string())
-					throw RequestError("bad-request", "\"policy\" must be a string");
-				svc.set_policy(req["policy"].get<std::string>());
-			} else {
-				unsigned vq = get_uint(req, "vq");
-				svc.assign(vq, get_uint(req, "worker"));
-			}
-		} else if (cmd != "status") {
-			throw RequestError("unknown-command", "unknown command \"" + cmd + "\"");
-		}
+		apply_request(svc, json::parse(line));
 		return json{ { "ok", true }, { "version", protocol_version },
 			     { "status", svc.status() } };
 	} catch (const json::exception &e) {

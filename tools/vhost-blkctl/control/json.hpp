@@ -28,6 +28,11 @@ void from_json(const nlohmann::json &j, WorkerStatus &w);
 void to_json(nlohmann::json &j, const DiskStatus &d);
 void from_json(const nlohmann::json &j, DiskStatus &d);
 
+// Applies one parsed request to `svc` (the CLI does this for a disk QEMU
+// owns, which it reaches through QMP instead of a control socket).  Throws
+// RequestError for a malformed request, and whatever `svc` throws.
+void apply_request(Service &svc, const nlohmann::json &req);
+
 // Parses one request line and applies it to `svc`; never throws, every
 // failure is an {"ok":false,...} reply.
 nlohmann::json handle_request(Service &svc, const std::string &line);

@@ -140,6 +140,62 @@ TEST(Cli, assign_is_vq_with_worker_or_a_policy)
 	EXPECT_THROW(parse({ "assign", "d", "--vq", "-1", "--worker", "0" }), CLI::ParseError);
 }
 
+TEST(Cli, admin_commands_take_a_name_or_a_qmp_socket_and_device_id)
+{
+	auto o = parse({ "status", "--qmp", "/run/vm1.qmp", "--id", "vblk0" });
+	EXPECT_EQ(o.command, "status");
+	EXPECT_EQ(o.status.qmp, "/run/vm1.qmp");
+	EXPECT_EQ(o.status.id, "vblk0");
+	EXPECT_TRUE(o.status.name.empty());
+	o = parse({ "workers", "--qmp", "/q", "--id", "d", "--count", "2" });
+	EXPECT_EQ(o.workers.qmp, "/q");
+	EXPECT_EQ(o.workers.id, "d");
+	EXPECT_EQ(o.workers.count, 2u);
+	o = parse({ "assign", "--id", "d", "--qmp", "/q", "--vq", "1", "--worker", "0" });
+	EXPECT_EQ(o.assign.qmp, "/q");
+	EXPECT_EQ(o.assign.vq, 1);
+	EXPECT_EQ(parse({ "assign", "--qmp", "/q", "--id", "d", "--policy", "per-vq" }).assign.policy,
+		  "per-vq");
+	o = parse({ "status", "d0" });
+	EXPECT_EQ(o.status.name, "d0");
+	EXPECT_TRUE(o.status.qmp.empty());
+}
+
+TEST(Cli, qmp_and_id_go_together_and_exclude_a_name)
+{
+	for (const char *cmd : { "status", "workers", "assign" }) {
+		std::vector<std::string> tail;
+		if (std::string(cmd) == "workers")
+			tail = { "--count", "1" };
+		if (std::string(cmd) == "assign")
+			tail = { "--policy", "single" };
+		auto with = [&](std::vector<std::string> args) {
+			args.insert(args.begin(), cmd);
+			args.insert(args.end(), tail.begin(), tail.end());
+			return args;
+		};
+		EXPECT_THROW(parse(with({ "--qmp", "/q" })), CLI::ParseError) << cmd;
+		EXPECT_THROW(parse(with({ "--id", "d" })), CLI::ParseError) << cmd;
+		EXPECT_THROW(parse(with({ "d0", "--qmp", "/q", "--id", "d" })), CLI::ParseError) << cmd;
+		EXPECT_THROW(parse(with({ "--qmp", "", "--id", "d" })), CLI::ParseError) << cmd;
+		EXPECT_THROW(parse(with({})), CLI::ParseError) << cmd;
+	}
+}
+
+TEST(ExitCodes, name_and_qmp_together_is_a_usage_error_that_says_so)
+{
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "status", "d0", "--qmp", "/q", "--id", "d" }), exit_usage);
+	std::string err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("a disk NAME or --qmp SOCKET --id DEVICE, not both"), std::string::npos)
+		<< err;
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "status" }), exit_usage);
+	err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("a disk NAME or --qmp SOCKET --id DEVICE is required"), std::string::npos)
+		<< err;
+}
+
 TEST(Cli, a_subcommand_is_required)
 {
 	EXPECT_THROW(parse({}), CLI::ParseError);

@@ -248,3 +248,18 @@ TEST(Socket, client_gets_no_answer_from_a_silent_daemon)
 		EXPECT_EQ(e.kind(), ClientError::Kind::no_answer);
 	}
 }
+
+TEST(Request, apply_request_takes_an_in_memory_request_with_signed_integers)
+{
+	FakeService svc;
+	int vq = 1, worker = 0;	// what the CLI builds: signed JSON numbers
+	apply_request(svc, json{ { "cmd", "assign" }, { "vq", vq }, { "worker", worker } });
+	EXPECT_EQ(svc.calls, (std::vector<std::string>{ "assign 1 0" }));
+	try {
+		apply_request(svc, json{ { "cmd", "workers" }, { "count", -1 } });
+		FAIL() << "no RequestError";
+	} catch (const RequestError &e) {
+		EXPECT_EQ(e.code(), "bad-request");
+	}
+	EXPECT_THROW(apply_request(svc, json{ { "cmd", "frob" } }), RequestError);
+}

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "qmp/vhost_blk.hpp"
+
+#include "bridge/workers.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <type_traits>
+
+namespace qmp {
+
+using nlohmann::json;
+
+namespace {
+
+ProtocolError bad(const std::string &where, const std::string &key)
+{
+	return ProtocolError("x-query-vhost-blk: " + where + ": missing or mistyped '" + key + "'");
+}
+
+// `v` as a T, checked: nlohmann's get<>() would wrap -1 into a uint64_t.
+template <typename T> T as(const json &v, const std::string &where, const std::string &key)
+{
+	if constexpr (std::is_same_v<T, bool>) {
+		if (v.is_boolean())
+			return v.get<bool>();
+	} else if constexpr (std::is_same_v<T, std::string>) {
+		if (v.is_string())
+			return v.get<std::string>();
+	} else if constexpr (std::is_unsigned_v<T>) {
+		if (v.is_number_unsigned() && v.get<uint64_t>() <= std::numeric_limits<T>::max())
+			return static_cast<T>(v.get<uint64_t>());
+	} else {
+		static_assert(std::is_same_v<T, int64_t> || std::is_same_v<T, int>);
+		if (v.is_number_unsigned() &&
+		    v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max()))
+			return static_cast<T>(v.get<uint64_t>());
+		if (v.is_number_integer() && !v.is_number_unsigned() &&
+		    v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+		    v.get<int64_t>() <= std::numeric_limits<T>::max())
+			return static_cast<T>(v.get<int64_t>());
+	}
+	throw bad(where, key);
+}
+
+template <typename T> T field(const json &obj, const char *key, const std::string &where)
+{
+	if (!obj.is_object() || !obj.contains(key))
+		throw bad(where, key);
+	return as<T>(obj[key], where, key);
+}
+
+const json &array(const json &obj, const char *key, const std::string &where)
+{
+	if (!obj.is_object() || !obj.contains(key) || !obj[key].is_array())
+		throw bad(where, key);
+	return obj[key];
+}
+
+// requests[] / bytes[]: one counter per request type, in enum
+// vhost_blk_stat_type order.  A QEMU that reports more types than we know
+// keeps working; missing ones are 0.
+void counters(const json &vq, const char *key, uint64_t (&out)[control::VqStatus::nr_types],
+	      const std::string &where)
+{
+	const json &list = array(vq, key, where);
+	for (size_t i = 0; i < list.size() && i < control::VqStatus::nr_types; i++)
+		out[i] = as<uint64_t>(list[i], where, key);
+}
+
+control::VqStatus vq_status(const json &j, const std::string &where)
+{
+	control::VqStatus v;
+	v.index = field<unsigned>(j, "index", where);
+	v.worker = field<int>(j, "worker", where);
+	v.worker_id = field<int64_t>(j, "worker-id", where);
+	v.started = field<bool>(j, "started", where);
+	v.attached = field<bool>(j, "attached", where);
+	v.stopped = field<bool>(j, "stopped", where);
+	v.inflight = field<uint32_t>(j, "inflight", where);
+	counters(j, "requests", v.requests, where);
+	counters(j, "bytes", v.bytes, where);
+	v.status_ok = field<uint64_t>(j, "status-ok", where);
+	v.status_ioerr = field<uint64_t>(j, "status-ioerr", where);
+	v.status_unsupp = field<uint64_t>(j, "status-unsupp", where);
+	v.bounced = field<uint64_t>(j, "bounced", where);
+	v.malformed = field<uint64_t>(j, "malformed", where);
+	v.batches = field<uint64_t>(j, "batches", where);
+	v.throttled = field<uint64_t>(j, "throttled", where);
+	return v;
+}
+
+} // namespace
+
+control::DiskStatus to_disk_status(const json &info, const std::string &socket, int pid)
+{
+	if (!info.is_object())
+		throw ProtocolError("x-query-vhost-blk: the reply is not an object");
+	control::DiskStatus d;
+	d.name = field<std::string>(info, "id", "device");
+	d.pid = pid;
+	d.backend = field<std::string>(info, "drive", d.name);
+	d.socket = socket;
+	d.serial = field<std::string>(info, "serial", d.name);
+	d.size_bytes = field<uint64_t>(info, "size", d.name);
+	d.block_size = field<uint32_t>(info, "block-size", d.name);
+	d.queues = field<uint16_t>(info, "queues", d.name);
+	d.read_only = field<bool>(info, "read-only", d.name);
+	d.poll_us = field<uint32_t>(info, "poll-us", d.name);
+	d.connected = field<bool>(info, "started", d.name);
+	d.connections = field<uint64_t>(info, "starts", d.name);
+	d.features = field<uint64_t>(info, "features", d.name);
+	d.policy = field<std::string>(info, "policy", d.name);
+	for (const auto &w : array(info, "workers", d.name)) {
+		std::string where = d.name + " worker";
+		control::WorkerStatus ws;
+		ws.index = field<uint32_t>(w, "index", where);
+		ws.kernel_id = field<int64_t>(w, "kernel-id", where);
+		for (const auto &vq : array(w, "vqs", where))
+			ws.vqs.push_back(as<uint16_t>(vq, where, "vqs"));
+		d.workers.push_back(std::move(ws));
+	}
+	for (const auto &v : array(info, "vqs", d.name))
+		d.vqs.push_back(vq_status(v, d.name + " vq"));
+	d.vqs_source = d.connected ? "live" : "none";
+	return d;
+}
+
+control::DiskStatus VhostBlkDevice::status()
+{
+	return to_disk_status(client_.execute("x-query-vhost-blk", { { "id", id_ } }),
+			      client_.peer(), client_.peer_pid());
+}
+
+void VhostBlkDevice::set_workers(unsigned count)
+{
+	client_.execute("x-vhost-blk-set-workers", { { "id", id_ }, { "count", count } });
+}
+
+void VhostBlkDevice::assign(unsigned vq, unsigned worker)
+{
+	client_.execute("x-vhost-blk-assign", { { "id", id_ }, { "vq", vq }, { "worker", worker } });
+}
+
+void VhostBlkDevice::set_policy(const std::string &policy)
+{
+	// The plan's worker count is the policy's meaning, validated the way
+	// `serve` validates it; QEMU spreads the vqs round-robin itself.
+	unsigned queues = status().queues;
+	unsigned count;
+	try {
+		count = bridge::WorkerPlan::from_policy(policy, queues).workers;
+	} catch (const std::invalid_argument &e) {
+		throw control::RequestError("invalid-argument", e.what());
+	}
+	set_workers(count);
+}
+
+} // namespace qmp

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+// A vhost-blk-pci device of a running QEMU, reached through QMP: the
+// x-query-vhost-blk / x-vhost-blk-set-workers / x-vhost-blk-assign
+// commands behind the same control::Service a `serve` disk implements, so
+// the admin commands and their output (tables, JSON) are the same.
+//
+// QMP schema (QEMU side, fixed):
+//   VhostBlkInfo { id, drive, serial, size, block-size, queues, read-only,
+//                  poll-us, started, starts, features, policy,
+//                  workers: [VhostBlkWorkerInfo], vqs: [VhostBlkVirtqueueInfo] }
+//   VhostBlkWorkerInfo { index, kernel-id, vqs }
+//   VhostBlkVirtqueueInfo { index, worker, worker-id, started, attached,
+//                  stopped, inflight, requests[8], bytes[8], status-ok,
+//                  status-ioerr, status-unsupp, bounced, malformed, batches,
+//                  throttled, max-hold-ns }
+#pragma once
+
+#include "control/status.hpp"
+#include "qmp/client.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace qmp {
+
+// VhostBlkInfo -> DiskStatus: name = id, backend = drive, socket = the
+// QMP socket, connected = started, connections = starts, vqs_source
+// "live" while started, else "none"; pid is the QEMU process.
+// max-hold-ns has no DiskStatus field and is dropped.  Throws
+// ProtocolError naming the missing or mistyped key.
+control::DiskStatus to_disk_status(const nlohmann::json &info, const std::string &socket,
+				   int pid);
+
+class VhostBlkDevice : public control::Service {
+public:
+	// `client` must outlive this object.
+	VhostBlkDevice(Client &client, std::string id) : client_(client), id_(std::move(id)) {}
+
+	// x-query-vhost-blk
+	control::DiskStatus status() override;
+	// x-vhost-blk-set-workers
+	void set_workers(unsigned count) override;
+	// x-vhost-blk-assign
+	void assign(unsigned vq, unsigned worker) override;
+	// single | per-vq | round-robin:N -> x-vhost-blk-set-workers with
+	// 1 | queues | N (QEMU spreads the vqs round-robin); throws
+	// control::RequestError("invalid-argument") for a bad policy.
+	void set_policy(const std::string &policy) override;
+
+	const std::string &id() const noexcept { return id_; }
+
+private:
+	Client &client_;
+	std::string id_;
+};
+
+} // namespace qmp
