@@ -59,6 +59,8 @@ static void vhost_blk_free_bounce(struct vhost_blk_req *req)
 
 void vhost_blk_req_release(struct vhost_blk_req *req)
 {
+	req->bvq->inflight_bytes -= req->cost;
+	req->cost = 0;
 	if (req->bounce)
 		vhost_blk_free_bounce(req);
 	kfree(req->log);

@@ -62,6 +62,7 @@ struct vhost_blk_req {
 	u16 head;
 	u32 used_len;			/* written bytes reported on success */
 	u64 bytes;			/* data bytes, for statistics */
+	u64 cost;			/* charged to bvq->inflight_bytes */
 
 	/*
 	 * Bounce buffer for guest buffers the backend cannot DMA to and for
@@ -107,7 +108,8 @@ struct vhost_blk_vq {
 	struct iovec *iov;		/* VHOST_BLK_IOV_MAX, for one chain */
 	struct vhost_log *log;		/* VHOST_BLK_IOV_MAX, its log entries */
 	u64 bounce_bytes;		/* bounce pages in flight, in bytes */
-	bool throttled;			/* a request waits for bounce budget */
+	u64 inflight_bytes;		/* payload at the backend, in bytes */
+	bool throttled;			/* a request waits for budget */
 	bool stopped;			/* ring error: no requests until set up again */
 	bool poll_next;			/* next kick-handler run busy-polls */
 	struct vhost_blk_vring_stats stats;

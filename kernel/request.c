@@ -59,9 +59,33 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector, u64 nr)
 }
 
 /*
- * Returns 0, or -EAGAIN when the request needs a bounce buffer that does
- * not fit in the ring's budget now: nothing was done, the caller puts the
- * chain back and the ring waits for bounced requests to complete.
+ * The payload a ring may have at the backend, VHOST_BLK_RING_INFLIGHT_BYTES
+ * (data bytes, or the bytes range requests cover): what bounds a drain,
+ * which waits for all of it.  An idle ring always admits one request,
+ * however large.  Returns true when the request must wait: the ring stays
+ * throttled until one of its requests completes.
+ */
+static bool vhost_blk_throttle(struct vhost_blk_vq *bvq, u64 bytes)
+{
+	if (!bvq->inflight_bytes ||
+	    bvq->inflight_bytes + bytes <= VHOST_BLK_RING_INFLIGHT_BYTES)
+		return false;
+	bvq->throttled = true;
+	bvq->stats.throttled++;
+	return true;
+}
+
+/* Released by vhost_blk_req_release(). */
+static void vhost_blk_charge(struct vhost_blk_req *req, u64 bytes)
+{
+	req->cost = bytes;
+	req->bvq->inflight_bytes += bytes;
+}
+
+/*
+ * Returns 0, or -EAGAIN when the request does not fit in the ring's
+ * in-flight or bounce budget now: nothing was done, the caller puts the
+ * chain back and the ring waits for requests to complete.
  */
 static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 			u64 sector, struct iov_iter *iter, bool write)
@@ -100,6 +124,9 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 		}
 	}
 
+	if (vhost_blk_throttle(bvq, len))
+		return -EAGAIN;
+	vhost_blk_charge(req, len);
 	req->bytes = len;
 	if (!write)
 		req->used_len = len + 1;
@@ -163,8 +190,8 @@ static bool vhost_blk_range_feature(struct vhost_virtqueue *vq, u32 type)
  * so each becomes one bio and one request costs the backend at most one
  * maximal operation; the bios complete asynchronously.
  */
-static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
-			     u32 type, struct iov_iter *iter)
+static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
+			    u32 type, struct iov_iter *iter)
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct block_device *bdev = file_bdev(backend);
@@ -221,18 +248,25 @@ static void vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 		req->bytes += (u64)nr << SECTOR_SHIFT;
 	}
 
+	if (vhost_blk_throttle(req->bvq, req->bytes)) {
+		kfree(segs);
+		req->bytes = 0;
+		return -EAGAIN;
+	}
+	vhost_blk_charge(req, req->bytes);
 	vhost_blk_submit_ranges(req, backend, type, segs, nseg);
 	kfree(segs);
-	return;
+	return 0;
 
 err_free:
 	kfree(segs);
 	vhost_blk_finish_now(req, status);
-	return;
+	return 0;
 unsupp:
 	status = VIRTIO_BLK_S_UNSUPP;
 err:
 	vhost_blk_finish_now(req, status);
+	return 0;
 }
 
 /*
@@ -371,9 +405,10 @@ static s64 vhost_blk_handle_req(struct vhost_blk_vq *bvq,
 	case VIRTIO_BLK_T_SECURE_ERASE:
 		if (in_len)
 			goto malformed;
-		vhost_blk_ranges(req, backend, type, &iter);
+		ret = vhost_blk_ranges(req, backend, type, &iter);
 		/* Range sectors count toward the weight like data bytes. */
-		return out_len + req->bytes;
+		in_len = out_len + req->bytes;
+		goto rw_done;
 	default:
 		vhost_blk_finish_now(req, VIRTIO_BLK_S_UNSUPP);
 		return 0;
@@ -381,7 +416,7 @@ static s64 vhost_blk_handle_req(struct vhost_blk_vq *bvq,
 
 rw_done:
 	if (unlikely(ret)) {
-		/* Waits for bounce budget: undo, the chain goes back. */
+		/* Waits for budget: undo, the chain goes back. */
 		vhost_blk_req_release(req);
 		req->busy = false;
 		bvq->inflight--;
@@ -531,7 +566,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		ret = vhost_blk_handle_req(bvq, backend, head, out, in, log,
 					   log_num);
 		if (unlikely(ret == -EAGAIN)) {
-			/* Waits for bounce budget, with notifications off. */
+			/* Waits for budget, with notifications off. */
 			vhost_discard_vq_desc(vq, 1);
 			break;
 		}

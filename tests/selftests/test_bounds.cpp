@@ -600,7 +600,13 @@ TEST_VARIANTS(vring_stats_answer_within_1s_while_hostile_range_requests_run, Hos
 	});
 	uint32_t worst = 0, samples = 0;
 	for (;;) {
-		auto ms = owner.next(1000ms);
+		// The first answer also waits for the child's setup; later ones
+		// for the child's scheduling, which on the debug kernel can lag
+		// while the worker discards (the answer's own latency is what
+		// is asserted below).
+		auto ms = owner.next(samples ? std::max<std::chrono::milliseconds>(
+						       1000ms, worker_hold_bound())
+					     : 30000ms);
 		if (!ms) {
 			// Stuck: wait a while longer to say for how long.
 			auto late = owner.next(30000ms);
@@ -762,4 +768,88 @@ TEST(chain_of_1022_descriptors_across_memory_regions_writes_and_reads_back)
 	std::memset(buf.data(), 0x5a, want.size());
 	ASSERT_EQ(transfer(VIRTIO_BLK_T_IN), nseg * 512 + 1);
 	ASSERT_BYTES_EQ(buf.bytes(), want);
+}
+
+TEST_TIMEOUT(writes_over_the_inflight_budget_wait_and_a_stop_drains_only_the_budget, 180)
+{
+	// 16 writes of 32 MiB, twice, on a backend that completes every bio
+	// 300 ms late.  At most VHOST_BLK_RING_INFLIGHT_BYTES of them (8) are
+	// at the backend at once; the rest wait in the avail ring
+	// (stats.throttled).  So a stop (VHOST_GET_VRING_BASE) waits for
+	// those 8, not for all 16, and the others run after the restart.
+	auto b = Backend::open(env_delay);
+	constexpr size_t len = 32 * MiB;
+	constexpr unsigned n = 16;
+	constexpr unsigned fit = VHOST_BLK_RING_INFLIGHT_BYTES / len;
+	if (b.size_bytes() < fit * len)
+		SKIP("VBLK_DELAY is smaller than the in-flight budget");
+	auto d = std::make_unique<vblk::BlkDriver>(big_memory(len + 16 * MiB));
+	d->attach(b.fd());
+	if (!d->has_feature(vblk::f_indirect_desc))
+		SKIP("VIRTIO_RING_F_INDIRECT_DESC not offered");
+	auto buf = d->memory().allocate(len, 4096);
+	fill_pattern({ buf.data(), len }, 0, ktap::seed());
+	std::vector<Segment> data;
+	for (size_t off = 0; off < len; off += MiB)
+		data.push_back({ buf.gpa() + off, static_cast<uint32_t>(MiB), false });
+	for (unsigned slot = 0; slot < fit; slot++) {
+		prefill(b, slot * len, 64 * 1024, ktap::seed() + 1);
+		prefill(b, (slot + 1) * len - 64 * 1024, 64 * 1024, ktap::seed() + 1);
+	}
+	std::vector<RawRequest> reqs;
+	auto submit_all = [&] {
+		reqs.clear();
+		for (unsigned i = 0; i < n; i++) {
+			reqs.push_back(raw_request(d->memory(), VIRTIO_BLK_T_OUT,
+						   (i % fit) * (len / vblk::sector_size), 0));
+			submit_raw(*d, reqs.back(), data, true, false);
+		}
+		d->kick(0);
+	};
+
+	// Round 1: everything completes, never more than the budget at once.
+	submit_all();
+	unsigned max_inflight = 0;
+	size_t done = 0;
+	auto deadline = std::chrono::steady_clock::now() + 120s;
+	while (done < n && std::chrono::steady_clock::now() < deadline) {
+		max_inflight = std::max(max_inflight, d->stats(0).inflight);
+		done += d->poll(0, 1, 5ms).size();
+	}
+	ASSERT_EQ(done, size_t{ n });
+	for (auto &r : reqs)
+		ASSERT_EQ(r.status_byte(), VIRTIO_BLK_S_OK);
+	auto st = d->stats(0);
+	ktap::diag("at most " + std::to_string(max_inflight) + " requests taken, " +
+		   std::to_string(st.throttled) + " waits for budget");
+	ASSERT_GE(max_inflight, 1u);
+	// stats.inflight also counts, for a moment, the request the worker is
+	// examining when it finds the budget spent and puts it back.
+	ASSERT_LE(max_inflight, fit + 1);
+	ASSERT_GT(st.throttled, 0u);
+	for (unsigned slot = 0; slot < fit; slot++)
+		ASSERT_BYTES_EQ(b.read_direct(slot * len, len),
+				std::span<const uint8_t>(buf.data(), len));
+
+	// Round 2: stopped while the first ones are at the backend.
+	submit_all();
+	auto wait_start = std::chrono::steady_clock::now() + 10s;
+	while (d->stats(0).inflight == 0 && std::chrono::steady_clock::now() < wait_start)
+		std::this_thread::sleep_for(1ms);
+	unsigned base = d->get_vring_base(0);
+	ktap::diag("the stop took " + std::to_string(base - n) + " writes");
+	ASSERT_GE(base - n, 1u);
+	ASSERT_LE(base - n, fit);
+	ASSERT_EQ(d->queue(0).used_idx(), static_cast<uint16_t>(base));
+	d->restart_ring(0, static_cast<uint16_t>(base));
+	d->attach(b.fd());
+	done = d->poll(0, 0, 0ms).size();
+	while (done < n) {
+		auto got = d->poll(0, 1, 60000ms);
+		ASSERT_FALSE(got.empty());
+		done += got.size();
+	}
+	for (auto &r : reqs)
+		ASSERT_EQ(r.status_byte(), VIRTIO_BLK_S_OK);
+	ASSERT_EQ(d->stats(0).requests[VHOST_BLK_STAT_OUT], uint64_t{ 2 * n });
 }

@@ -114,6 +114,15 @@
  * until earlier bounced requests have completed.
  */
 #define VHOST_BLK_RING_BOUNCE_BYTES	VHOST_BLK_MAX_REQUEST_BYTES
+/*
+ * Payload a ring may have at the backend: data bytes of reads and writes,
+ * bytes covered by discard/write-zeroes/secure-erase.  A request that would
+ * exceed it waits in the avail ring until earlier ones complete; an idle
+ * ring always takes one request.  It bounds how long a drain (detach,
+ * VHOST_GET_VRING_BASE, SET_MEM_TABLE, ...) waits: the backend's time for
+ * this many bytes, or for one range request.
+ */
+#define VHOST_BLK_RING_INFLIGHT_BYTES	(256u << 20)
 
 /*
  * VHOST_BLK_GET_VRING_STATS: counters of one virtqueue.  Set .index, the
@@ -156,7 +165,9 @@ struct vhost_blk_vring_stats {
 				 * set up again (Documentation/vhost-blk.rst,
 				 * "Ring errors")
 				 */
-	__u64 throttled;	/* times the ring waited for bounce budget */
+	__u64 throttled;	/* times the ring waited for its in-flight
+				 * or bounce budget
+				 */
 	__u64 max_hold_ns;	/* longest time the ring's worker held the
 				 * ring in one go (a kick-handler run, busy
 				 * polling included, or a completion batch)
