@@ -6,7 +6,7 @@ KDIR        ?= /lib/modules/$(KVER)/build
 CMAKE_BUILD := $(BUILD)/cmake
 JOBS        ?= $(shell nproc)
 
-.PHONY: all setup module tools unit vmtest e2e bench check run checkpatch clean install debug-kernel
+.PHONY: all setup module tools unit vmtest e2e e2e-pci bench check run checkpatch clean install debug-kernel qemu
 
 all: module tools
 
@@ -41,6 +41,14 @@ e2e: all
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 1200 \
 		script tests/e2e/vhost_user_blk.sh
 
+# End-to-end on the project's QEMU device: inside the test VM, a nested guest
+# on -device vhost-blk-pci (QEMU owns /dev/vhost-blk, no daemon) on null_blk:
+# data checks, a guest reboot, worker re-mapping through QMP, stop/cont and
+# live migration (about 6 minutes).
+e2e-pci: all qemu
+	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 2400 \
+		script tests/e2e/vhost_blk_pci.sh
+
 # The benchmark matrix in the test VM (about 12 minutes): raw device,
 # /dev/vhost-blk, vhost-blkctl serve and qemu-storage-daemon, same driver.
 # Writes build/bench/results.json, table.md and iops-by-depth.png.
@@ -51,12 +59,17 @@ bench: all
 debug-kernel: setup
 	BUILD=$(BUILD) bash scripts/debug-kernel.sh
 
+# QEMU 7.2 (Debian's source, scripts/qemu-version.mk) with the vhost-blk-pci
+# device (tools/qemu/patches/): build/qemu/bin/qemu-system-x86_64, cached.
+qemu: setup
+	BUILD=$(BUILD) bash scripts/qemu-build.sh
+
 # The main job: a VM with the module loaded serving a disk that does real I/O.
 run: all
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) demo
 
 # Everything CI runs; the last line is "N passed, N failed".
-check: all debug-kernel
+check: all debug-kernel qemu
 	bash scripts/check.sh --build $(BUILD) --kver $(KVER)
 
 checkpatch: setup
