@@ -44,7 +44,7 @@ e2e: all
 # End-to-end on the project's QEMU device: inside the test VM, a nested guest
 # on -device vhost-blk-pci (QEMU owns /dev/vhost-blk, no daemon) on null_blk:
 # data checks, a guest reboot, worker re-mapping through QMP, stop/cont and
-# live migration (about 6 minutes).
+# live migration (two nested TCG boots: ~20 minutes on a loaded 2-core host).
 e2e-pci: all qemu
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 2400 \
 		script tests/e2e/vhost_blk_pci.sh

@@ -168,7 +168,7 @@ echo "$QEMU_PKGVER" >"$qd/pkgver"
 conf=(--target-list=x86_64-softmmu --without-default-features
       --disable-install-blobs --disable-docs --enable-kvm --enable-tcg
       --enable-vhost-kernel --enable-vhost-user --enable-linux-aio --enable-virtfs
-      --enable-cap-ng --enable-attr)
+      --enable-cap-ng --enable-attr --disable-debug-info)
 if [ ! -f "$obj/build.ninja" ] || [ "$(cat "$obj/.vhost-blk-configure" 2>/dev/null)" != "${conf[*]}" ]; then
 	rm -rf "$obj" && mkdir -p "$obj"
 	log "configuring (log: $blog)"
