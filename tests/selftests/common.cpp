@@ -186,7 +186,7 @@ std::chrono::milliseconds worker_hold_bound()
 
 std::chrono::milliseconds owner_exit_bound()
 {
-	return debug_kernel() ? 5000ms : 2000ms;
+	return debug_kernel() ? 10000ms : 2000ms;
 }
 
 bool err_signalled(vblk::BlkDriver &d, unsigned q, std::chrono::milliseconds timeout)
