@@ -59,16 +59,17 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector, u64 nr)
 }
 
 /*
- * The payload a ring may have at the backend, VHOST_BLK_RING_INFLIGHT_BYTES
- * (data bytes, or the bytes range requests cover): what bounds a drain,
- * which waits for all of it.  An idle ring always admits one request,
- * however large.  Returns true when the request must wait: the ring stays
- * throttled until one of its requests completes.
+ * A ring's budgets: VHOST_BLK_RING_INFLIGHT_BYTES of payload at the backend
+ * (data bytes, or the bytes range requests cover), which bounds a drain,
+ * and VHOST_BLK_RING_BOUNCE_BYTES of bounce buffers.  @used of @limit is
+ * taken; an idle ring always admits one request, however large.  Returns
+ * true when the request must wait: the ring stays throttled until one of
+ * its requests completes.
  */
-static bool vhost_blk_throttle(struct vhost_blk_vq *bvq, u64 bytes)
+static bool vhost_blk_throttle(struct vhost_blk_vq *bvq, u64 used, u64 need,
+			       u64 limit)
 {
-	if (!bvq->inflight_bytes ||
-	    bvq->inflight_bytes + bytes <= VHOST_BLK_RING_INFLIGHT_BYTES)
+	if (!used || used + need <= limit)
 		return false;
 	bvq->throttled = true;
 	bvq->stats.throttled++;
@@ -94,7 +95,6 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 	struct block_device *bdev = file_bdev(backend);
 	size_t len = iov_iter_count(iter);
 	bool bounce;
-	u64 need;
 
 	req->stat_type = write ? VHOST_BLK_STAT_OUT : VHOST_BLK_STAT_IN;
 	if (write && vhost_blk_ro(&bvq->vq, backend))
@@ -113,18 +113,12 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 	}
 
 	bounce = vhost_blk_needs_bounce(bdev, iter, write);
-	if (unlikely(bounce)) {
-		need = round_up(len, PAGE_SIZE);
-		/* An idle ring always admits one request of the maximum size. */
-		if (bvq->bounce_bytes &&
-		    bvq->bounce_bytes + need > VHOST_BLK_RING_BOUNCE_BYTES) {
-			bvq->throttled = true;
-			bvq->stats.throttled++;
-			return -EAGAIN;
-		}
-	}
-
-	if (vhost_blk_throttle(bvq, len))
+	if (unlikely(bounce) &&
+	    vhost_blk_throttle(bvq, bvq->bounce_bytes, round_up(len, PAGE_SIZE),
+			       VHOST_BLK_RING_BOUNCE_BYTES))
+		return -EAGAIN;
+	if (vhost_blk_throttle(bvq, bvq->inflight_bytes, len,
+			       VHOST_BLK_RING_INFLIGHT_BYTES))
 		return -EAGAIN;
 	vhost_blk_charge(req, len);
 	req->bytes = len;
@@ -248,7 +242,8 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 		req->bytes += (u64)nr << SECTOR_SHIFT;
 	}
 
-	if (vhost_blk_throttle(req->bvq, req->bytes)) {
+	if (vhost_blk_throttle(req->bvq, req->bvq->inflight_bytes, req->bytes,
+			       VHOST_BLK_RING_INFLIGHT_BYTES)) {
 		kfree(segs);
 		req->bytes = 0;
 		return -EAGAIN;
