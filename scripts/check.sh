@@ -33,21 +33,47 @@ else
 	failures+=("unit: ctest did not run")
 fi
 
-# 2. In-VM suites: KTAP streams, judged per test line plus the VM verdict.
+# Counts a KTAP log's test lines into the totals; sets notok.
+count_ktap() {	# count_ktap NAME LOG
+	local okn skip
+	okn=$(grep -cE '^ok [0-9]+' "$2")
+	skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$2")
+	notok=$(grep -cE '^not ok [0-9]+' "$2")
+	passed=$((passed + okn - skip))
+	skipped=$((skipped + skip))
+	failed=$((failed + notok))
+	((notok)) && failures+=("$1: $notok test(s): $(grep -E '^not ok' "$2" | sed -E 's/^not ok [0-9]+ //; s/ # .*//' | paste -sd ';')")
+}
+
+# 2. Host-side KTAP suites.  libvirt checks the documented domain XML and
+# that its QEMU argv for the disk is what the e2e runs (~3-9 s, no VM).
+host_suite() {	# host_suite NAME SCRIPT [ARGS]: exit 4 is a whole-suite SKIP
+	local name=$1 log rc notok
+	shift
+	log=$(mktemp)
+	echo "=== host suite: $name"
+	bash "$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	count_ktap "$name" "$log"
+	if ((rc == 4)); then
+		skipped=$((skipped + 1))
+	elif ((rc != 0 && notok == 0)); then
+		failed=$((failed + 1))
+		failures+=("$name: exit status $rc without a failing test line")
+	fi
+	rm -f "$log"
+}
+host_suite libvirt "$top/tests/libvirt/domxml.sh"
+
+# 3. In-VM suites: KTAP streams, judged per test line plus the VM verdict.
 vm_suite() {
-	local name=$1 log rc okn notok skip
+	local name=$1 log rc notok
 	shift
 	log=$(mktemp)
 	echo "=== vm suite: $name"
 	bash "$top/tests/vm/run.sh" --build "$build" --kver "$KVER" "$@" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
-	okn=$(grep -cE '^ok [0-9]+' "$log")
-	skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log")
-	notok=$(grep -cE '^not ok [0-9]+' "$log")
-	passed=$((passed + okn - skip))
-	skipped=$((skipped + skip))
-	failed=$((failed + notok))
-	((notok)) && failures+=("$name: $notok test(s): $(grep -E '^not ok' "$log" | sed -E 's/^not ok [0-9]+ //; s/ # .*//' | paste -sd ';')")
+	count_ktap "$name" "$log"
 	if ((rc != 0)); then
 		# The suite's own failures are counted above; anything else
 		# (dmesg, rmmod, crash, timeout) is a failure of its own.
