@@ -1,4 +1,13 @@
 # vhost-blk top-level build.  See README.md.
+
+# make install and make kmod (what dkms.conf runs) build for any installed
+# 6.12+ kernel, the running one unless KVER is given; everything else is for
+# the test bed's pinned kernel (scripts/kernel-version.mk).
+ifneq ($(filter command line environment,$(origin KVER)),)
+INSTALL_KVER := $(KVER)
+else
+INSTALL_KVER := $(shell uname -r)
+endif
 include scripts/kernel-version.mk
 
 BUILD       ?= $(CURDIR)/build
@@ -6,7 +15,8 @@ KDIR        ?= /lib/modules/$(KVER)/build
 CMAKE_BUILD := $(BUILD)/cmake
 JOBS        ?= $(shell nproc)
 
-.PHONY: all setup module tools unit vmtest e2e e2e-pci bench check run checkpatch clean install debug-kernel qemu
+.PHONY: all setup module kmod tools unit vmtest e2e e2e-pci bench check run checkpatch clean install \
+	install-module install-udev install-tools debug-kernel qemu
 
 all: module tools
 
@@ -15,6 +25,16 @@ setup:
 
 module: setup
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel VHOST_INC=$(BUILD)/ksrc/drivers/vhost modules
+
+# vhost_blk.ko for $(INSTALL_KVER) from that kernel's installed headers, with
+# no apt and no download: scripts/vhost-header.sh provides the vhost core's
+# private header from the kernel's exact source (its linux-source package, or
+# VHOST_SRC=<source tree>) and refuses a mismatch or a kernel before 6.12.
+INSTALL_KDIR := /lib/modules/$(INSTALL_KVER)/build
+VHOST_HDR    := $(BUILD)/vhost/$(INSTALL_KVER)
+kmod:
+	bash scripts/vhost-header.sh $(INSTALL_KVER) $(VHOST_HDR)
+	$(MAKE) -C $(INSTALL_KDIR) M=$(CURDIR)/kernel VHOST_INC=$(VHOST_HDR)/drivers/vhost modules
 
 tools: setup
 	cmake -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -76,15 +96,31 @@ checkpatch: setup
 	perl $(BUILD)/ksrc/scripts/checkpatch.pl --no-tree --strict -f \
 		$(filter-out %.mod.c,$(wildcard kernel/*.c)) kernel/*.h include/uapi/linux/vhost_blk.h
 
-# Installs the module for $(KVER), the udev rule and the userspace tools.
+# Installs the module for $(INSTALL_KVER) (the running kernel unless KVER=
+# is given) into /lib/modules/KVER/updates and runs depmod, the udev rule and
+# the tools (from the existing CMake build, else a fresh one in
+# $(BUILD)/cmake-install).  No apt, no download.  With DESTDIR (packaging)
+# depmod is left to whoever installs the tree (Debian's headers have no
+# System.map, so Kbuild's own depmod step skips itself).
 DESTDIR ?=
 PREFIX  ?= /usr/local
-install: all
-	$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel INSTALL_MOD_PATH=$(DESTDIR) \
-		INSTALL_MOD_DIR=extra modules_install
+install: install-module install-udev install-tools
+
+install-module: kmod
+	$(MAKE) -C $(INSTALL_KDIR) M=$(CURDIR)/kernel INSTALL_MOD_PATH=$(DESTDIR) \
+		INSTALL_MOD_DIR=updates modules_install
+	$(if $(DESTDIR),,depmod -a $(INSTALL_KVER))
+
+install-udev:
 	install -D -m 0644 udev/60-vhost-blk.rules \
 		$(DESTDIR)/etc/udev/rules.d/60-vhost-blk.rules
-	DESTDIR=$(DESTDIR) cmake --install $(CMAKE_BUILD) --prefix $(PREFIX)
+
+install-tools:
+	if [ -f $(CMAKE_BUILD)/cmake_install.cmake ]; then b=$(CMAKE_BUILD); else \
+		b=$(BUILD)/cmake-install; \
+		cmake -S . -B $$b -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && \
+		cmake --build $$b -j $(JOBS) || exit 1; \
+	fi; DESTDIR=$(DESTDIR) cmake --install $$b --prefix $(PREFIX)
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR)/kernel clean

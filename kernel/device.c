@@ -601,14 +601,49 @@ static const struct file_operations vhost_blk_fops = {
 	.llseek		= noop_llseek,
 };
 
+/*
+ * A fixed minor, unlike vhost-scsi's dynamic one, so that the module loads on
+ * the first open of /dev/vhost-blk as vhost-net's does: depmod turns the
+ * devname alias below into a modules.devname entry, kmod static-nodes creates
+ * /dev/vhost-blk as c 10:VHOST_BLK_MINOR at boot, and opening it makes the
+ * misc core request_module("char-major-10-VHOST_BLK_MINOR").  The number is
+ * from the range devices.txt reserves for local use (243-254), so no
+ * mainline driver takes it, and dynamic minors are never allocated below 256.
+ */
+#define VHOST_BLK_MINOR		247
+
 static struct miscdevice vhost_blk_misc = {
-	.minor	= MISC_DYNAMIC_MINOR,
+	.minor	= VHOST_BLK_MINOR,
 	.name	= "vhost-blk",
 	.fops	= &vhost_blk_fops,
 };
-module_misc_device(vhost_blk_misc);
 
-MODULE_VERSION("0.1");
+static int __init vhost_blk_init(void)
+{
+	int ret = misc_register(&vhost_blk_misc);
+
+	/*
+	 * No fallback to a dynamic minor: the static /dev/vhost-blk node made
+	 * from modules.devname would still be 10:VHOST_BLK_MINOR, so a VMM
+	 * opening it would talk to whichever driver holds that minor.  Refuse
+	 * to load and say who to look for instead.
+	 */
+	if (ret == -EBUSY)
+		pr_err("vhost-blk: misc minor %d is already registered (see /proc/misc); not loading\n",
+		       VHOST_BLK_MINOR);
+	return ret;
+}
+module_init(vhost_blk_init);
+
+static void __exit vhost_blk_exit(void)
+{
+	misc_deregister(&vhost_blk_misc);
+}
+module_exit(vhost_blk_exit);
+
+MODULE_VERSION(VHOST_BLK_VERSION);
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("The vhost-blk authors");
 MODULE_DESCRIPTION("Host kernel accelerator for virtio-blk");
+MODULE_ALIAS_MISCDEV(VHOST_BLK_MINOR);
+MODULE_ALIAS("devname:vhost-blk");

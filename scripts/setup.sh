@@ -65,19 +65,10 @@ if [ ! -f "$img/vmlinuz" ] || [ ! -d "$img/modules" ]; then
 	rm -rf "$img/root" "$img/deb"
 fi
 
-# Files from the kernel source that the out-of-tree build and checks need.
-src="$build/ksrc"
-stamp="$src/.extracted-$KPKGVER"
-if [ ! -f "$stamp" ]; then
-	rm -rf "$src" && mkdir -p "$src"
-	tar -xJf "/usr/src/$KSRC_PKG.tar.xz" -C "$src" --strip-components=1 \
-		"$KSRC_PKG/drivers/vhost/vhost.h" \
-		"$KSRC_PKG/scripts/checkpatch.pl" \
-		"$KSRC_PKG/scripts/spelling.txt" \
-		"$KSRC_PKG/scripts/const_structs.checkpatch" \
-		"$KSRC_PKG/include/uapi/linux/vhost.h" \
-		"$KSRC_PKG/include/uapi/linux/vhost_types.h" ||
-		die "cannot extract from /usr/src/$KSRC_PKG.tar.xz"
-	touch "$stamp"
-fi
+# Files from the kernel source that the out-of-tree build and checks need:
+# vhost.h by the same script and checks as make install and dkms use.
+bash "$top/scripts/vhost-header.sh" "$KVER" "$build/ksrc" \
+	scripts/checkpatch.pl scripts/spelling.txt scripts/const_structs.checkpatch \
+	include/uapi/linux/vhost.h include/uapi/linux/vhost_types.h ||
+	die "cannot provide the kernel source files for $KVER"
 echo "setup: kernel $KVER ($KPKGVER) ready in $build"
