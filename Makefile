@@ -37,7 +37,7 @@ kmod:
 	$(MAKE) -C $(INSTALL_KDIR) M=$(CURDIR)/kernel VHOST_INC=$(VHOST_HDR)/drivers/vhost modules
 
 tools: setup
-	cmake -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVHOST_BLK_WERROR=ON >/dev/null
 	cmake --build $(CMAKE_BUILD) -j $(JOBS)
 
 # GoogleTest unit tests: no kernel module needed.
