@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0
 # vhost-blk top-level build.  See README.md.
 
 # make install and make kmod (what dkms.conf runs) build for any installed

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
 """Turns a benchmark run (tests/bench/matrix.sh in the VM) into
 results.json, a Markdown table and a plot of IOPS by queue depth.
 

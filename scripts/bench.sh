@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # make bench: the benchmark matrix (tests/bench/matrix.sh) in the test VM,
 # then the report: build/bench/{results.json,table.md,iops-by-depth.png}.
 #   bench.sh [--build DIR] [--kver KVER] [-- matrix.sh args]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Everything CI runs (make check): unit tests, then the in-VM suites.
 # The last line is "N passed, N failed"; the exit status is 0 only if
 # nothing failed.  A VM-level failure (dmesg warnings, rmmod failure, crash,

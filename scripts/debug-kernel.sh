@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Builds the debug kernel for the test VM: the target's own linux-source
 # (scripts/kernel-version.mk), configured as allnoconfig + kernel-config/vm.config
 # + kernel-config/debug.config (KASAN, lockdep, kmemleak, debugobjects, hung

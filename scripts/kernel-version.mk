@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0
 # The one place that picks the target kernel. Image, headers and source must
 # all be this exact Debian package version; scripts/setup.sh refuses otherwise.
 KVER ?= 6.12.117+deb12-amd64

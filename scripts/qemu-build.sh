@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Builds QEMU with the project's vhost-blk device (tools/qemu/patches/) on
 # Debian's own qemu source (scripts/qemu-version.mk):
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0
 # The one place that picks the QEMU source the vhost-blk device is built on:
 # Debian bookworm's qemu, the source version of the installed
 # qemu-system-x86 (binNMU 1:7.2+dfsg-7+deb12u18+b3).  tools/qemu/patches/

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Installs what the project needs (idempotently) and fetches the target
 # kernel: headers (installed), image + modules (extracted into build/kernel,
 # never into /boot) and the matching source (a few files extracted into

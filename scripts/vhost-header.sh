@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Provides the vhost core's private header, drivers/vhost/vhost.h, for exactly
 # one kernel.  vhost_blk.ko is built against it and the header is not part of
 # any linux-headers package; a vhost.h from another kernel version compiles

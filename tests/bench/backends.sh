@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0
 # Sourced by the benchmark scripts inside the test VM: the benchmark's own
 # backend, /dev/nullbench, null_blk without memory (memory_backed=0: reads
 # return nothing, writes are dropped), so what is measured is the I/O path

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # The benchmark matrix, run INSIDE the test VM (make bench:
 # tests/vm/run.sh ... script tests/bench/matrix.sh).  Every cell is one
 # vblk-bench run (the project's userspace virtio-blk driver, the same

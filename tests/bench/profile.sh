@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # A call-graph CPU profile of one benchmark cell, INSIDE the test VM:
 #   tests/vm/run.sh script tests/bench/profile.sh [vblk-bench args...]
 # e.g. ... profile.sh --target kernel --backend /dev/nullbench --depth 1

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
 # PID 1 of the nested guest of vhost_blk_pci.sh: an unmodified Linux with the
 # stock virtio_blk driver on QEMU's vhost-blk-pci (QEMU owns /dev/vhost-blk).
 # Every check prints "E2E-CHECK ok|fail NAME [detail]"; phases print

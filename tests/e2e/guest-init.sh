@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
 # PID 1 of the nested e2e guest (see vhost_user_blk.sh).  An unmodified
 # Linux with the stock virtio_blk driver; the disk is QEMU's
 # vhost-user-blk-pci served by vhost-blkctl.  Every check prints

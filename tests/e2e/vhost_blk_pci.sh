@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # End-to-end: a nested guest on the project's QEMU device vhost-blk-pci
 # (QEMU owns /dev/vhost-blk, no daemon).
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # End-to-end: an unmodified QEMU guest on a disk served by vhost-blkctl.
 #
 # Runs INSIDE the test VM (tests/vm/run.sh ... script tests/e2e/vhost_user_blk.sh),

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # The main job: a disk served by vhost_blk.ko doing real, verified I/O.
 # Runs inside the test VM (tests/vm/run.sh demo), backends already set up.
 set -e

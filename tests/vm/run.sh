@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
 # Boots the target kernel under QEMU (TCG), loads vhost + vhost_blk, creates
 # the test backends and runs one suite inside a chroot of the host root
 # (shared read-only over 9p).  Results come back through a second, writable

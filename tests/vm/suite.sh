@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # Runs one suite command inside the test VM's chroot (started by tests/vm/init
 # under setsid, so this shell leads a session of its own).  Records the
 # command's exit status in RESULTS/status.tmp, then ends whatever the suite
