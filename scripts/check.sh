@@ -65,6 +65,10 @@ host_suite() {	# host_suite NAME SCRIPT [ARGS]: exit 4 is a whole-suite SKIP
 	rm -f "$log"
 }
 host_suite libvirt "$top/tests/libvirt/domxml.sh"
+# make install's and dkms's module build for the pinned kernel from the files
+# dkms.conf lists, and vhost-header.sh's refusals (one module build, ~20 s on
+# an idle 2-core machine; nothing is loaded on the host).
+host_suite install-host "$top/tests/install/host_build.sh" --build "$build" --kver "$KVER"
 
 # 3. In-VM suites: KTAP streams, judged per test line plus the VM verdict.
 vm_suite() {
@@ -93,6 +97,9 @@ vm_suite() {
 	rm -f "$log"
 }
 vm_suite selftests selftests
+# The installed module in the VM: misc 10:247, its aliases, modules.devname,
+# and the load on first open of /dev/vhost-blk after rmmod (one VM boot).
+vm_suite install --timeout 300 script tests/install/module_install.sh
 # vhost-blkctl serving an unmodified nested QEMU guest (make e2e).
 vm_suite e2e --timeout 1200 script tests/e2e/vhost_user_blk.sh
 # The project's QEMU device vhost-blk-pci is built (make check depends on

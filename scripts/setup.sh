@@ -67,8 +67,9 @@ if [ ! -f "$img/vmlinuz" ] || [ ! -d "$img/modules" ]; then
 fi
 
 # Files from the kernel source that the out-of-tree build and checks need:
-# vhost.h by the same script and checks as make install and dkms use.
-bash "$top/scripts/vhost-header.sh" "$KVER" "$build/ksrc" \
+# vhost.h by the same script and checks as make install and dkms use; with
+# the top Makefile build/ksrc is also a VHOST_SRC tree (tests/install/).
+bash "$top/scripts/vhost-header.sh" "$KVER" "$build/ksrc" Makefile \
 	scripts/checkpatch.pl scripts/spelling.txt scripts/const_structs.checkpatch \
 	include/uapi/linux/vhost.h include/uapi/linux/vhost_types.h ||
 	die "cannot provide the kernel source files for $KVER"
