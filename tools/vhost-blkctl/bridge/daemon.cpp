@@ -29,6 +29,8 @@ void Daemon::run(int stop_fd)
 		}
 		if (fds[0].revents) {
 			log_("shutting down");
+			if (on_stopping_)
+				on_stopping_();
 			if (disk_.connected())
 				disk_.disconnect("shutting down");
 			return;

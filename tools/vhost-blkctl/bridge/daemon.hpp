@@ -25,6 +25,8 @@ public:
 	}
 
 	void add_source(PollSource s) { extra_.push_back(std::move(s)); }
+	// Called once `stop_fd` fired, before the rings are drained.
+	void on_stopping(std::function<void()> f) { on_stopping_ = std::move(f); }
 	// Runs until `stop_fd` (a signalfd or eventfd) becomes readable; then
 	// stops the rings (draining) and closes the connection.
 	void run(int stop_fd);
@@ -34,6 +36,7 @@ private:
 	vblk::UniqueFd listen_;
 	Logger log_;
 	std::vector<PollSource> extra_;
+	std::function<void()> on_stopping_;
 };
 
 } // namespace bridge

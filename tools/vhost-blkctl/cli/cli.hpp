@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -49,6 +50,11 @@ struct ServeOptions {
 	std::string map;	// VQ:WORKER,...
 	bool read_only = false;
 	unsigned poll_us = 0;
+	// The vhost-user socket's file: owner and group (a name or a number;
+	// empty: ours) and mode (octal).
+	std::string socket_owner;
+	std::string socket_group;
+	std::string socket_mode = "0660";
 };
 
 struct ListOptions {
@@ -97,6 +103,8 @@ struct Options {
 };
 
 void setup_serve(CLI::App &app, Options &o);
+// An octal file mode up to 0777 ("660", "0660"); nullopt otherwise.
+std::optional<unsigned> parse_mode(const std::string &s);
 void setup_list(CLI::App &app, Options &o);
 void setup_status(CLI::App &app, Options &o);
 void setup_workers(CLI::App &app, Options &o);

@@ -4,8 +4,9 @@
 #include "cli/cli.hpp"
 
 #include "bridge/daemon.hpp"
-#include "common/unix_socket.hpp"
 #include "bridge/disk.hpp"
+#include "common/notify.hpp"
+#include "common/unix_socket.hpp"
 #include "control/rundir.hpp"
 #include "control/server.hpp"
 #include "device/kernel_device.hpp"
@@ -13,12 +14,28 @@
 
 #include <vblk/error.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
+#include <functional>
+#include <grp.h>
 #include <iostream>
+#include <pwd.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 namespace cli {
+
+std::optional<unsigned> parse_mode(const std::string &s)
+{
+	unsigned mode = 0;
+	auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), mode, 8);
+	if (s.empty() || ec != std::errc() || end != s.data() + s.size() || mode > 0777)
+		return std::nullopt;
+	return mode;
+}
 
 void setup_serve(CLI::App &app, Options &o)
 {
@@ -49,6 +66,16 @@ void setup_serve(CLI::App &app, Options &o)
 			"Busy-poll idle rings this long (microseconds; lower latency at low "
 			"queue depth for CPU time)")
 		->check(CLI::Range(0, 100000));
+	sub->add_option("--socket-owner", s.socket_owner,
+			"Owner of the vhost-user socket (user name or uid; default: ours)");
+	sub->add_option("--socket-group", s.socket_group,
+			"Group of the vhost-user socket (group name or gid; default: ours)");
+	sub->add_option("--socket-mode", s.socket_mode,
+			"Mode of the vhost-user socket (octal, at most 0777)")
+		->capture_default_str()
+		->check([](const std::string &v) {
+			return parse_mode(v) ? std::string() : std::string("an octal mode up to 0777");
+		});
 	sub->add_option("--device", s.device, "vhost-blk device node")
 		->capture_default_str()
 		->group("Advanced");
@@ -60,6 +87,57 @@ namespace {
 std::string default_name(const std::string &socket)
 {
 	return std::filesystem::path(socket).stem().string();
+}
+
+// A decimal id, or nullopt if `s` is not one.
+std::optional<uint32_t> numeric_id(const std::string &s)
+{
+	uint32_t id = 0;
+	auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id, 10);
+	if (s.empty() || ec != std::errc() || end != s.data() + s.size() || id == ~0u)
+		return std::nullopt;
+	return id;
+}
+
+uid_t lookup_user(const std::string &user)
+{
+	if (user.empty())
+		return static_cast<uid_t>(-1);
+	if (auto id = numeric_id(user))
+		return *id;
+	std::vector<char> buf(16384);
+	passwd pw, *res = nullptr;
+	int err = ::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &res);
+	if (!res)
+		throw CliError(exit_usage, "--socket-owner " + user + ": " +
+						   (err ? std::strerror(err) : "no such user"));
+	return pw.pw_uid;
+}
+
+gid_t lookup_group(const std::string &group)
+{
+	if (group.empty())
+		return static_cast<gid_t>(-1);
+	if (auto id = numeric_id(group))
+		return *id;
+	std::vector<char> buf(16384);
+	struct group gr, *res = nullptr;
+	int err = ::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &res);
+	if (!res)
+		throw CliError(exit_usage, "--socket-group " + group + ": " +
+						   (err ? std::strerror(err) : "no such group"));
+	return gr.gr_gid;
+}
+
+// Readiness and shutdown for a service manager; a failure is logged, the
+// daemon carries on.
+void notify(const std::function<void(const std::string &)> &log, const std::string &state)
+{
+	try {
+		common::notify(state);
+	} catch (const vblk::SysError &e) {
+		log(std::string("cannot notify the service manager: ") + e.what());
+	}
 }
 
 vblk::UniqueFd stop_signals()
@@ -121,6 +199,8 @@ int run_serve(const Options &o)
 		throw CliError(exit_kernel, e.what());
 	}
 
+	common::SocketAccess access{ *parse_mode(s.socket_mode), lookup_user(s.socket_owner),
+				     lookup_group(s.socket_group) };
 	std::string run_dir = control::resolve_run_dir(o.global.run_dir);
 	bridge::DiskOptions dopts{ name, s.socket, serial, { s.queues, s.read_only, s.poll_us }, plan };
 	std::string devpath = s.device;
@@ -130,17 +210,24 @@ int run_serve(const Options &o)
 	vblk::UniqueFd sig = stop_signals();
 	vblk::UniqueFd listen;
 	std::optional<control::Server> ctl;
+	// The control socket first, then the vhost-user socket: when the
+	// frontend can see its socket, the admin commands work too, and
+	// READY=1 tells a service manager that both accept connections.
 	try {
-		listen = common::listen_unix(s.socket, 0660);
 		control::make_run_dir(run_dir);
 		ctl.emplace(control::socket_path(run_dir, name), disk);
+		listen = common::listen_unix(s.socket, access);
 	} catch (const vblk::SysError &e) {
 		throw CliError(exit_failure, e.what());
 	}
 	bridge::Daemon daemon(disk, std::move(listen), log);
 	daemon.add_source({ ctl->fd(), [&ctl] { ctl->on_readable(); } });
-	log("serving " + s.backend + " on " + s.socket + " (" + std::to_string(s.queues) +
-	    " queue(s), " + plan.policy + ", control " + ctl->path() + ")");
+	daemon.on_stopping([&log] { notify(log, "STOPPING=1\nSTATUS=draining the rings"); });
+	std::string what = "serving " + s.backend + " on " + s.socket + " (" +
+			   std::to_string(s.queues) + " queue(s), " + plan.policy + ", control " +
+			   ctl->path() + ")";
+	log(what);
+	notify(log, "READY=1\nSTATUS=" + what);
 	daemon.run(sig.get());
 	::unlink(s.socket.c_str());
 	log("stopped");

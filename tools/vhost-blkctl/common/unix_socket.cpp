@@ -37,31 +37,71 @@ vblk::UniqueFd connect_unix(const std::string &path)
 	return fd;
 }
 
-vblk::UniqueFd listen_unix(const std::string &path, unsigned mode)
+namespace {
+
+// Throws unless `path` is free or a socket nobody listens on.
+void check_replaceable(const std::string &path)
 {
-	sockaddr_un a = address(path);
+	struct stat st;
+	if (::lstat(path.c_str(), &st) < 0) {
+		if (errno == ENOENT)
+			return;
+		throw vblk::SysError(errno, "stat " + path);
+	}
+	if (!S_ISSOCK(st.st_mode))
+		throw vblk::SysError(EEXIST, "bind " + path + " (not a socket)");
+	try {
+		connect_unix(path);
+	} catch (const vblk::SysError &e) {
+		if (e.code() == ECONNREFUSED)
+			return;
+		throw;
+	}
+	throw vblk::SysError(EADDRINUSE, "bind " + path + " (a server is running)");
+}
+
+// Removes the temporary socket file unless the rename took it.
+class TempName {
+public:
+	explicit TempName(std::string path) : path_(std::move(path)) {}
+	~TempName()
+	{
+		if (!path_.empty())
+			::unlink(path_.c_str());
+	}
+	TempName(const TempName &) = delete;
+	TempName &operator=(const TempName &) = delete;
+	void release() { path_.clear(); }
+
+private:
+	std::string path_;
+};
+
+} // namespace
+
+vblk::UniqueFd listen_unix(const std::string &path, const SocketAccess &access)
+{
+	address(path);
+	std::string tmp = path + "." + std::to_string(::getpid()) + ".tmp";
+	if (tmp.size() >= sizeof(sockaddr_un::sun_path))
+		throw vblk::SysError(ENAMETOOLONG, "socket path " + path +
+							   " (its temporary name " + tmp + ")");
+	sockaddr_un t = address(tmp);
+	check_replaceable(path);
 	vblk::UniqueFd fd(static_cast<int>(
 		vblk::check(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")));
-	if (::bind(fd.get(), reinterpret_cast<sockaddr *>(&a), sizeof(a)) < 0) {
-		if (errno != EADDRINUSE)
-			throw vblk::SysError(errno, "bind " + path);
-		// Someone listening: refuse.  A stale file: replace it.
-		try {
-			connect_unix(path);
-			throw vblk::SysError(EADDRINUSE, "bind " + path + " (a server is running)");
-		} catch (const vblk::SysError &e) {
-			if (e.code() != ECONNREFUSED)
-				throw;
-		}
-		struct stat st;
-		if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
-			throw vblk::SysError(EEXIST, "bind " + path + " (not a socket)");
-		::unlink(path.c_str());
-		vblk::check(::bind(fd.get(), reinterpret_cast<sockaddr *>(&a), sizeof(a)),
-			    "bind " + path);
-	}
-	::chmod(path.c_str(), mode);
-	vblk::check(::listen(fd.get(), 4), "listen " + path);
+	// A temporary name of ours left by an earlier process with our pid.
+	struct stat st;
+	if (::lstat(tmp.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+		::unlink(tmp.c_str());
+	vblk::check(::bind(fd.get(), reinterpret_cast<sockaddr *>(&t), sizeof(t)), "bind " + tmp);
+	TempName guard(tmp);
+	if (access.owner != static_cast<uid_t>(-1) || access.group != static_cast<gid_t>(-1))
+		vblk::check(::lchown(tmp.c_str(), access.owner, access.group), "chown " + tmp);
+	vblk::check(::chmod(tmp.c_str(), access.mode), "chmod " + tmp);
+	vblk::check(::listen(fd.get(), 4), "listen " + tmp);
+	vblk::check(::rename(tmp.c_str(), path.c_str()), "rename " + tmp + " to " + path);
+	guard.release();
 	return fd;
 }
 

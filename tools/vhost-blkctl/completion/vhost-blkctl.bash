@@ -66,13 +66,23 @@ _vhost_blkctl()
 		[[ ${COMPREPLY[0]} == round-robin: ]] && compopt -o nospace 2>/dev/null
 		return
 		;;
-	--name | --serial | --queues | --workers | --map | --count | --vq | --worker | --id)
+	--socket-owner)
+		COMPREPLY=($(compgen -u -- "$cur"))
+		return
+		;;
+	--socket-group)
+		COMPREPLY=($(compgen -g -- "$cur"))
+		return
+		;;
+	--name | --serial | --queues | --workers | --map | --count | --vq | --worker | --id | \
+		--poll-us | \
+		--socket-mode)
 		return
 		;;
 	esac
 
 	if [[ -z $cmd ]]; then
-		COMPREPLY=($(compgen -W "$commands --run-dir --help" -- "$cur"))
+		COMPREPLY=($(compgen -W "$commands --run-dir --version --help" -- "$cur"))
 		return
 	fi
 
@@ -80,7 +90,8 @@ _vhost_blkctl()
 	case $cmd in
 	serve)
 		opts="--backend --socket --name --serial --queues --workers --worker-per-vq
-		      --map --read-only --poll-us --device --run-dir --help"
+		      --map --read-only --poll-us --socket-owner --socket-group --socket-mode
+		      --device --run-dir --help"
 		;;
 	list) opts="--json --run-dir --help" ;;
 	info) opts="--json --device --help" ;;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace control {
 
@@ -52,10 +53,28 @@ std::vector<std::string> list_names(const std::string &run_dir)
 void make_run_dir(const std::string &run_dir)
 {
 	std::error_code ec;
-	std::filesystem::create_directories(run_dir, ec);
+	if (std::filesystem::create_directories(run_dir, ec)) {
+		// Ours: readable by all, so `list` works for everyone; the
+		// sockets in it are 0600.
+		vblk::check(::chmod(run_dir.c_str(), 0755), "chmod " + run_dir);
+		return;
+	}
 	if (ec)
 		throw vblk::SysError(ec.value(), "mkdir " + run_dir);
-	::chmod(run_dir.c_str(), 0755);
+	// Someone else's directory: used as it is, if nobody but its owner
+	// (us or root) can replace the sockets in it.
+	struct stat st;
+	vblk::check(::stat(run_dir.c_str(), &st), "stat " + run_dir);
+	if (!S_ISDIR(st.st_mode))
+		throw vblk::SysError(ENOTDIR, "run directory " + run_dir);
+	if (st.st_uid != ::geteuid() && st.st_uid != 0)
+		throw vblk::SysError(EPERM, "run directory " + run_dir + " belongs to uid " +
+						    std::to_string(st.st_uid) +
+						    ", neither root nor us; refusing it");
+	if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+		throw vblk::SysError(EPERM, "run directory " + run_dir +
+						    " is world-writable without the sticky bit; "
+						    "refusing it");
 }
 
 } // namespace control

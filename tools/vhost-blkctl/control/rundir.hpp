@@ -17,7 +17,10 @@ std::string socket_path(const std::string &run_dir, const std::string &name);
 bool valid_name(const std::string &name);
 // Names with a socket file in run_dir, sorted; empty if the dir is missing.
 std::vector<std::string> list_names(const std::string &run_dir);
-// mkdir -p with mode 0755; throws vblk::SysError.
+// mkdir -p; a directory it creates gets mode 0755.  An existing one is
+// used as it is (its mode is never changed) if it belongs to root or to us
+// and is not world-writable without the sticky bit; otherwise, or if it
+// is not a directory, throws vblk::SysError.
 void make_run_dir(const std::string &run_dir);
 
 } // namespace control
