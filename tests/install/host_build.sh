@@ -29,7 +29,7 @@ notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1${2:+ # $2}"; 
 t() { if [ "$2" = 0 ]; then ok "$1"; else notok "$1" "${3:-}"; fi; }
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..7"
 ksrc=$build/ksrc
 for x in "$ksrc/Makefile" "$ksrc/drivers/vhost/vhost.h" "/lib/modules/$KVER/build"; do
 	[ -e "$x" ] || { echo "# SKIP missing prerequisite $x (make setup)"; exit 4; }
@@ -93,4 +93,12 @@ msg=$(bash "$top/scripts/vhost-header.sh" 6.11.0-1-amd64 "$tmp/h3" 2>&1)
 rc=$?
 [ $rc = 1 ] && [[ $msg == *"older than 6.12"* ]]
 t "kernel_before_6_12_is_refused" $? "rc $rc: $msg"
+# 7. dkms skips (not fails) kernels before 6.12: dkms.conf read as dkms
+# reads it (sourced) and its regex applied as dkms applies it (bash =~).
+re=$(set +u; . "$top/dkms.conf"; printf '%s' "$BUILD_EXCLUSIVE_KERNEL")
+bad=
+for k in "$KVER" 6.12.0 6.18.44-amd64 7.0.1; do [[ $k =~ $re ]] || bad+=" $k"; done
+for k in 6.11.9-amd64 6.1.0-13-amd64 5.19.0; do [[ $k =~ $re ]] && bad+=" $k"; done
+[ -n "$re" ] && [ -z "$bad" ]
+t "dkms_build_exclusive_kernel_is_6_12_and_later" $? "regex '$re' wrong for:$bad"
 ((failed == 0))
