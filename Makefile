@@ -31,6 +31,8 @@ module: setup
 # no apt and no download: scripts/vhost-header.sh provides the vhost core's
 # private header from the kernel's exact source (its linux-source package, or
 # VHOST_SRC=<source tree>) and refuses a mismatch or a kernel before 6.12.
+# kernel/ holds one build: after make kmod for another kernel, make module
+# rebuilds it for the test bed.
 INSTALL_KDIR := /lib/modules/$(INSTALL_KVER)/build
 VHOST_HDR    := $(BUILD)/vhost/$(INSTALL_KVER)
 kmod:
