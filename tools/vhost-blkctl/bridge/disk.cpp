@@ -124,7 +124,8 @@ control::DiskStatus Disk::status()
 	for (unsigned w = 0; w < plan_.workers; w++) {
 		control::WorkerStatus ws;
 		ws.index = w;
-		ws.kernel_id = w < ids.size() && s.connected ? static_cast<int64_t>(ids[w]) : -1;
+		if (w < ids.size() && s.connected)
+			ws.kernel_id = ids[w];
 		for (unsigned vq = 0; vq < plan_.queues(); vq++)
 			if (plan_.map[vq] == w)
 				ws.vqs.push_back(vq);
@@ -137,8 +138,12 @@ control::DiskStatus Disk::status()
 			v.started = session_->ring_started(vq);
 			try {
 				auto k = session_->dev().ring_stats(vq);
-				v.worker_id = k.worker_id == ~0u ? -1 : static_cast<int64_t>(k.worker_id);
-				v.worker = k.worker_id == ~0u ? -1 : session_->workers().logical(k.worker_id);
+				if (k.worker_id != ~0u) {
+					v.worker_id = k.worker_id;
+					int w = session_->workers().logical(k.worker_id);
+					if (w >= 0)
+						v.worker = static_cast<unsigned>(w);
+				}
 				v.attached = k.attached;
 				v.stopped = k.stopped;
 				v.inflight = k.inflight;

@@ -5,7 +5,16 @@
 
 #include <iostream>
 
+#ifndef VHOST_BLKCTL_VERSION
+#error "VHOST_BLKCTL_VERSION comes from CMake's project(VERSION)"
+#endif
+
 namespace cli {
+
+const char *version()
+{
+	return VHOST_BLKCTL_VERSION;
+}
 
 void setup_cli(CLI::App &app, Options &o)
 {
@@ -13,6 +22,8 @@ void setup_cli(CLI::App &app, Options &o)
 	app.add_option("--run-dir", o.global.run_dir,
 		       "Directory of the control sockets (default $VHOST_BLKCTL_RUN_DIR or "
 		       "/run/vhost-blk)");
+	app.set_version_flag("--version", std::string("vhost-blkctl ") + version(),
+			     "Print the version and exit");
 	app.require_subcommand(1);
 	app.fallthrough();
 	setup_serve(app, o);
@@ -51,6 +62,8 @@ int main_entry(int argc, char **argv)
 	} catch (const CLI::CallForHelp &e) {
 		return app.exit(e);
 	} catch (const CLI::CallForAllHelp &e) {
+		return app.exit(e);
+	} catch (const CLI::CallForVersion &e) {
 		return app.exit(e);
 	} catch (const CLI::ParseError &e) {
 		std::cerr << "vhost-blkctl: " << e.what() << "\n";

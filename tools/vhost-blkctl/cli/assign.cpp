@@ -50,10 +50,7 @@ int run_assign(const Options &o)
 	else
 		req.update({ { "vq", a.vq }, { "worker", a.worker } });
 	auto s = call_disk_ref(o.global, a, req);
-	if (a.json)
-		std::cout << nlohmann::json(s).dump(2) << "\n";
-	else
-		print_status(std::cout, s);
+	print_report(std::cout, s, a.json);
 	return exit_ok;
 }
 

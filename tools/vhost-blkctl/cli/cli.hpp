@@ -22,6 +22,8 @@ enum ExitCode : int {
 	exit_rejected = 5,	// the daemon refused the request
 	exit_no_answer = 6,	// the daemon did not answer
 	exit_backend = 7,	// the backing block device cannot be used
+	exit_permission = 8,	// EACCES/EPERM on a control socket, a QMP socket
+				// or /dev/vhost-blk
 };
 
 // An error that ends the command: one line on stderr, this exit code.
@@ -38,13 +40,16 @@ struct GlobalOptions {
 	std::string run_dir;	// resolved with control::resolve_run_dir()
 };
 
+// The version of vhost-blkctl (CMake's project(VERSION)).
+const char *version();
+
 struct ServeOptions {
 	std::string backend;
 	std::string socket;
 	std::string name;	// default: the socket's file name without extension
 	std::string serial;	// default: the name
 	std::string device = "/dev/vhost-blk";
-	unsigned queues = 1;
+	unsigned queues = 0;	// the most a frontend may set up; 0: serve_queues()
 	unsigned workers = 0;	// 0: one worker (policy single)
 	bool worker_per_vq = false;
 	std::string map;	// VQ:WORKER,...
@@ -101,6 +106,12 @@ struct Options {
 	AssignOptions assign;
 	InfoOptions info;
 };
+
+// The virtqueues `serve` offers (VHOST_USER_GET_QUEUE_NUM, num_queues in
+// the config space): --queues if given, else the module's max_queues (16
+// when unknown), so a frontend's default of one queue per vCPU fits.  The
+// frontend's rings are served, however many of these it sets up.
+unsigned serve_queues(unsigned option, int module_max_queues);
 
 void setup_serve(CLI::App &app, Options &o);
 // An octal file mode up to 0777 ("660", "0660"); nullopt otherwise.

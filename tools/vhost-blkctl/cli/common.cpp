@@ -38,12 +38,22 @@ void check_disk_ref(const std::string &command, const DiskRef &ref)
 		throw CLI::ValidationError(command, "--qmp and --id must not be empty");
 }
 
-control::DiskStatus call_disk_ref(const GlobalOptions &g, const DiskRef &ref,
-				  const nlohmann::json &req)
+DiskReport call_disk_ref(const GlobalOptions &g, const DiskRef &ref, const nlohmann::json &req)
 {
-	if (!ref.qmp.empty())
-		return call_qmp(ref.qmp, ref.id, req);
+	if (!ref.qmp.empty()) {
+		auto s = call_qmp(ref.qmp, ref.id, req);
+		nlohmann::json j = s;
+		return { std::move(s), std::move(j) };
+	}
 	return call_disk(control::resolve_run_dir(g.run_dir), ref.name, req);
+}
+
+void print_report(std::ostream &os, const DiskReport &r, bool json)
+{
+	if (json)
+		os << control::document(r.json).dump(2) << "\n";
+	else
+		print_status(os, r.status);
 }
 
 namespace {
@@ -51,7 +61,7 @@ namespace {
 [[noreturn]] void throw_unreachable(const std::string &socket, int err, const std::string &what)
 {
 	if (err == EACCES || err == EPERM)
-		throw CliError(exit_failure, "permission denied on QMP socket " + socket +
+		throw CliError(exit_permission, "permission denied on QMP socket " + socket +
 						     ": run as root or as the user QEMU runs as");
 	if (err == ENOENT || err == ENOTDIR)
 		throw CliError(exit_not_running, "no QMP socket " + socket +
@@ -96,8 +106,8 @@ control::DiskStatus call_qmp(const std::string &socket, const std::string &id,
 	}
 }
 
-control::DiskStatus call_disk(const std::string &run_dir, const std::string &name,
-			      const nlohmann::json &req)
+DiskReport call_disk(const std::string &run_dir, const std::string &name,
+		     const nlohmann::json &req)
 {
 	if (!control::valid_name(name))
 		throw CliError(exit_usage, "invalid disk name '" + name + "'");
@@ -112,9 +122,15 @@ control::DiskStatus call_disk(const std::string &run_dir, const std::string &nam
 		if (e.kind() == control::ClientError::Kind::not_running)
 			throw CliError(exit_not_running,
 				       "disk '" + name + "' is not running (" + e.what() + ")");
+		if (e.kind() == control::ClientError::Kind::permission_denied)
+			throw CliError(exit_permission,
+				       "permission denied on the control socket of disk '" + name +
+					       "' (" + path + "): run as root or as its owner");
 		throw CliError(exit_no_answer, e.what());
 	}
 	if (!reply.is_object() || !reply.contains("ok"))
+		throw CliError(exit_no_answer, "disk '" + name + "': malformed answer");
+	if (!reply["ok"].is_boolean())
 		throw CliError(exit_no_answer, "disk '" + name + "': malformed answer");
 	if (!reply["ok"].get<bool>()) {
 		std::string code = reply.value("code", "");
@@ -123,8 +139,9 @@ control::DiskStatus call_disk(const std::string &run_dir, const std::string &nam
 			       "disk '" + name + "': " + msg);
 	}
 	try {
-		return reply.at("status").get<control::DiskStatus>();
-	} catch (const nlohmann::json::exception &e) {
+		const auto &raw = reply.at("status");
+		return { raw.get<control::DiskStatus>(), control::normalize_disk(raw) };
+	} catch (const std::exception &e) {
 		throw CliError(exit_no_answer, "disk '" + name + "': malformed status: " + e.what());
 	}
 }
@@ -148,7 +165,7 @@ std::string human_bytes(uint64_t n)
 
 void print_status(std::ostream &os, const control::DiskStatus &s)
 {
-	os << "disk " << s.name << " (pid " << s.pid << ")\n"
+	os << "disk " << s.name << (s.pid ? " (pid " + std::to_string(*s.pid) + ")" : "") << "\n"
 	   << "  backend   " << s.backend << ", " << human_bytes(s.size_bytes) << ", "
 	   << s.block_size << "-byte blocks" << (s.read_only ? ", read-only" : "") << "\n"
 	   << "  socket    " << s.socket << "\n"
@@ -168,7 +185,7 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 	   << "VQS\n";
 	for (const auto &w : s.workers) {
 		os << "  " << std::setw(8) << w.index << std::setw(11)
-		   << (w.kernel_id < 0 ? std::string("-") : std::to_string(w.kernel_id));
+		   << (w.kernel_id ? std::to_string(*w.kernel_id) : std::string("-"));
 		for (size_t i = 0; i < w.vqs.size(); i++)
 			os << (i ? "," : "") << w.vqs[i];
 		os << "\n";
@@ -183,7 +200,7 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 	for (const auto &v : s.vqs) {
 		uint64_t other = v.total_requests() - v.requests[0] - v.requests[1] - v.requests[2];
 		os << "  " << std::left << std::setw(4) << v.index << std::setw(8)
-		   << (v.worker < 0 ? std::string("-") : std::to_string(v.worker)) << std::setw(9)
+		   << (v.worker ? std::to_string(*v.worker) : std::string("-")) << std::setw(9)
 		   << (v.started ? "yes" : "no") << std::setw(9) << v.inflight << std::right
 		   << std::setw(10) << v.requests[0] << std::setw(10) << v.requests[1]
 		   << std::setw(9) << v.requests[2] << std::setw(8) << other << std::setw(12)

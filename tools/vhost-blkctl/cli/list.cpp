@@ -18,47 +18,64 @@ void setup_list(CLI::App &app, Options &o)
 	sub->callback([&o] { o.command = "list"; });
 }
 
+namespace {
+
+// A disk whose daemon could not be asked: "stale" (nobody answers) or
+// "inaccessible" (no permission on its control socket).  Only name,
+// state and error: nothing else is known.
+nlohmann::json unreachable_disk(const std::string &name, const CliError &e)
+{
+	return { { "name", name },
+		 { "state", e.code() == exit_permission ? "inaccessible" : "stale" },
+		 { "error", e.what() } };
+}
+
+std::string or_dash(const nlohmann::json &v)
+{
+	if (v.is_null())
+		return "-";
+	return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+} // namespace
+
 int run_list(const Options &o)
 {
 	std::string run_dir = control::resolve_run_dir(o.global.run_dir);
-	nlohmann::json out = nlohmann::json::array();
-	struct Row {
-		std::string name, state, backend;
-		int pid;
-		unsigned queues, workers;
-		uint64_t requests;
-	};
-	std::vector<Row> rows;
+	nlohmann::json disks = nlohmann::json::array();
+	std::vector<uint64_t> requests;
 	for (const auto &name : control::list_names(run_dir)) {
 		try {
-			auto s = call_disk(run_dir, name, { { "cmd", "status" } });
+			auto r = call_disk(run_dir, name, { { "cmd", "status" } });
 			uint64_t req = 0;
-			for (const auto &v : s.vqs)
+			for (const auto &v : r.status.vqs)
 				req += v.total_requests();
-			std::string state = s.connected ? "connected" : "waiting";
-			rows.push_back({ s.name, state, s.backend, s.pid, s.queues,
-					 static_cast<unsigned>(s.workers.size()), req });
-			out.push_back({ { "name", s.name }, { "state", state }, { "pid", s.pid },
-					{ "backend", s.backend }, { "socket", s.socket },
-					{ "queues", s.queues }, { "workers", s.workers.size() },
-					{ "requests", req } });
+			disks.push_back(std::move(r.json));
+			requests.push_back(req);
 		} catch (const CliError &e) {
-			rows.push_back({ name, "stale", "-", 0, 0, 0, 0 });
-			out.push_back({ { "name", name }, { "state", "stale" }, { "error", e.what() } });
+			disks.push_back(unreachable_disk(name, e));
+			requests.push_back(0);
 		}
 	}
 	if (o.list.json) {
-		std::cout << out.dump(2) << "\n";
+		std::cout << control::document({ { "disks", disks } }).dump(2) << "\n";
 		return exit_ok;
 	}
-	std::cout << std::left << std::setw(16) << "NAME" << std::setw(11) << "STATE"
+	std::cout << std::left << std::setw(16) << "NAME" << std::setw(13) << "STATE"
 		  << std::setw(8) << "PID" << std::setw(7) << "QUEUES" << std::setw(8) << "WORKERS"
 		  << std::setw(12) << "REQUESTS" << "BACKEND\n";
-	for (const auto &r : rows)
-		std::cout << std::setw(16) << r.name << std::setw(11) << r.state << std::setw(8)
-			  << (r.pid ? std::to_string(r.pid) : "-") << std::setw(7) << r.queues
-			  << std::setw(8) << r.workers << std::setw(12) << r.requests << r.backend
-			  << "\n";
+	for (size_t i = 0; i < disks.size(); i++) {
+		const auto &d = disks[i];
+		bool known = d.contains("workers");
+		std::cout << std::setw(16) << or_dash(d["name"]) << std::setw(13)
+			  << or_dash(d.value("state", nlohmann::json())) << std::setw(8)
+			  << or_dash(d.value("pid", nlohmann::json())) << std::setw(7)
+			  << or_dash(d.value("queues", nlohmann::json())) << std::setw(8)
+			  << (known && d["workers"].is_array() ? std::to_string(d["workers"].size())
+							      : std::string("-"))
+			  << std::setw(12) << (known ? std::to_string(requests[i]) : std::string("-"))
+			  << or_dash(d.value("backend", nlohmann::json())) << "\n";
+	}
 	return exit_ok;
 }
 

@@ -15,6 +15,7 @@
 #include <vblk/error.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <cstring>
@@ -27,6 +28,13 @@
 #include <unistd.h>
 
 namespace cli {
+
+unsigned serve_queues(unsigned option, int module_max_queues)
+{
+	if (option)
+		return option;
+	return module_max_queues > 0 ? static_cast<unsigned>(std::min(module_max_queues, 256)) : 16;
+}
 
 std::optional<unsigned> parse_mode(const std::string &s)
 {
@@ -53,7 +61,9 @@ void setup_serve(CLI::App &app, Options &o)
 		->check([](const std::string &v) {
 			return v.size() > 20 ? std::string("at most 20 bytes") : std::string();
 		});
-	sub->add_option("--queues", s.queues, "Virtqueues (default 1)")
+	sub->add_option("--queues", s.queues,
+			"Most virtqueues a frontend may set up (default: the module's "
+			"max_queues); the frontend's num-queues are served")
 		->check(CLI::Range(1, 256));
 	auto *w = sub->add_option("--workers", s.workers,
 				  "vhost workers, virtqueues spread round-robin")
@@ -140,6 +150,11 @@ void notify(const std::function<void(const std::string &)> &log, const std::stri
 	}
 }
 
+bool denied(const vblk::SysError &e)
+{
+	return e.code() == EACCES || e.code() == EPERM;
+}
+
 vblk::UniqueFd stop_signals()
 {
 	sigset_t set;
@@ -167,42 +182,48 @@ int run_serve(const Options &o)
 		std::cerr << "vhost-blkctl[" << name << "]: " << msg << std::endl;
 	};
 
+	int maxq = device::module_max_queues();
+	unsigned queues = serve_queues(s.queues, maxq);
+	if (maxq > 0 && queues > static_cast<unsigned>(maxq))
+		throw CliError(exit_usage, "--queues " + std::to_string(queues) +
+						   " exceeds the module's max_queues=" +
+						   std::to_string(maxq));
 	bridge::WorkerPlan plan;
 	try {
 		if (s.worker_per_vq)
-			plan = bridge::WorkerPlan::per_vq(s.queues);
+			plan = bridge::WorkerPlan::per_vq(queues);
 		else if (s.workers)
-			plan = bridge::WorkerPlan::round_robin(s.queues, s.workers);
+			plan = bridge::WorkerPlan::round_robin(queues, s.workers);
 		else
-			plan = bridge::WorkerPlan::single(s.queues);
+			plan = bridge::WorkerPlan::single(queues);
 		if (!s.map.empty())
 			plan.assign_list(s.map);
 	} catch (const std::invalid_argument &e) {
 		throw CliError(exit_usage, e.what());
 	}
-	int maxq = device::module_max_queues();
-	if (maxq > 0 && s.queues > static_cast<unsigned>(maxq))
-		throw CliError(exit_usage, "--queues " + std::to_string(s.queues) +
-						   " exceeds the module's max_queues=" +
-						   std::to_string(maxq));
 
 	std::optional<device::Backend> backend;
 	try {
 		backend.emplace(device::Backend::open(s.backend, s.read_only));
 	} catch (const vblk::SysError &e) {
-		throw CliError(exit_backend, e.what());
+		throw CliError(denied(e) ? exit_permission : exit_backend, e.what());
 	}
+	// A read-only block device is served read-only (VIRTIO_BLK_F_RO), as
+	// the guest of a read-only disk expects; Backend::open opened it so.
+	bool read_only = s.read_only || backend->info().read_only;
+	if (read_only && !s.read_only)
+		log(s.backend + " is read-only: serving it read-only");
 	uint64_t kfeatures;
 	try {
 		kfeatures = device::KernelDevice(s.device).get_features();
 	} catch (const vblk::SysError &e) {
-		throw CliError(exit_kernel, e.what());
+		throw CliError(denied(e) ? exit_permission : exit_kernel, e.what());
 	}
 
 	common::SocketAccess access{ *parse_mode(s.socket_mode), lookup_user(s.socket_owner),
 				     lookup_group(s.socket_group) };
 	std::string run_dir = control::resolve_run_dir(o.global.run_dir);
-	bridge::DiskOptions dopts{ name, s.socket, serial, { s.queues, s.read_only, s.poll_us }, plan };
+	bridge::DiskOptions dopts{ name, s.socket, serial, { queues, read_only, s.poll_us }, plan };
 	std::string devpath = s.device;
 	bridge::Disk disk(std::move(dopts), std::move(*backend), kfeatures,
 			  [devpath] { return std::make_unique<device::KernelDevice>(devpath); }, log);
@@ -224,7 +245,7 @@ int run_serve(const Options &o)
 	daemon.add_source({ ctl->fd(), [&ctl] { ctl->on_readable(); } });
 	daemon.on_stopping([&log] { notify(log, "STOPPING=1\nSTATUS=draining the rings"); });
 	std::string what = "serving " + s.backend + " on " + s.socket + " (" +
-			   std::to_string(s.queues) + " queue(s), " + plan.policy + ", control " +
+			   "up to " + std::to_string(queues) + " queue(s), " + plan.policy + ", control " +
 			   ctl->path() + ")";
 	log(what);
 	notify(log, "READY=1\nSTATUS=" + what);

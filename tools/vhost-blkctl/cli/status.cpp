@@ -24,10 +24,7 @@ void setup_status(CLI::App &app, Options &o)
 int run_status(const Options &o)
 {
 	auto s = call_disk_ref(o.global, o.status, { { "cmd", "status" } });
-	if (o.status.json)
-		std::cout << nlohmann::json(s).dump(2) << "\n";
-	else
-		print_status(std::cout, s);
+	print_report(std::cout, s, o.status.json);
 	return exit_ok;
 }
 

@@ -29,10 +29,7 @@ int run_workers(const Options &o)
 {
 	auto s = call_disk_ref(o.global, o.workers,
 			       { { "cmd", "workers" }, { "count", o.workers.count } });
-	if (o.workers.json)
-		std::cout << nlohmann::json(s).dump(2) << "\n";
-	else
-		print_status(std::cout, s);
+	print_report(std::cout, s, o.workers.json);
 	return exit_ok;
 }
 

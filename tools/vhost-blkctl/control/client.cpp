@@ -17,7 +17,10 @@ nlohmann::json request(const std::string &path, const nlohmann::json &req,
 	try {
 		s = common::connect_unix(path);
 	} catch (const vblk::SysError &e) {
-		throw ClientError(ClientError::Kind::not_running, e.what());
+		bool denied = e.code() == EACCES || e.code() == EPERM;
+		throw ClientError(denied ? ClientError::Kind::permission_denied
+					 : ClientError::Kind::not_running,
+				  e.what());
 	}
 	std::string out = req.dump() + "\n";
 	if (::send(s.get(), out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))

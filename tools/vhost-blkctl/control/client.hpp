@@ -13,7 +13,9 @@ namespace control {
 // The daemon could not be reached or did not answer.
 class ClientError : public std::runtime_error {
 public:
-	enum class Kind { not_running, no_answer };
+	// not_running: no socket, or nobody listens; permission_denied:
+	// EACCES/EPERM on connect (the daemon may well be running).
+	enum class Kind { not_running, permission_denied, no_answer };
 	ClientError(Kind k, const std::string &msg) : std::runtime_error(msg), kind_(k) {}
 	Kind kind() const noexcept { return kind_; }
 

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "control/json.hpp"
 
+#include "device/module_info.hpp"
+
+#include <cstdio>
 #include <exception>
+#include <string>
 
 namespace control {
 
@@ -13,6 +17,72 @@ const char *const type_names[VqStatus::nr_types] = {
 	"in", "out", "flush", "get_id", "discard", "write_zeroes", "secure_erase", "other",
 };
 
+// The keys of each object, in schema version 1.
+const char *const disk_keys[] = {
+	"name",	     "state",	  "pid",       "backend",    "socket",	"serial",
+	"size_bytes", "block_size", "queues",    "read_only",  "poll_us",	"connected",
+	"connections", "features",  "policy",    "workers",    "vqs",	"vqs_source",
+};
+const char *const vq_keys[] = {
+	"index",  "worker", "worker_id", "started",   "attached", "inflight",  "requests",
+	"bytes",  "status", "bounced",   "malformed", "batches",  "stopped",   "throttled",
+};
+const char *const worker_keys[] = { "index", "kernel_id", "vqs" };
+
+// Reads `key` into `out` when present and not null; a wrong type throws.
+template <typename T> void get_opt(const json &j, const char *key, T &out)
+{
+	auto it = j.find(key);
+	if (it != j.end() && !it->is_null())
+		out = it->template get<T>();
+}
+
+// An id that may be unknown: null, absent or negative (older daemons sent
+// -1) is none.
+template <typename T> void get_opt(const json &j, const char *key, std::optional<T> &out)
+{
+	out.reset();
+	auto it = j.find(key);
+	if (it == j.end() || it->is_null())
+		return;
+	if (it->is_number_integer() && it->template get<int64_t>() < 0)
+		return;
+	out = it->template get<T>();
+}
+
+template <typename T> json or_null(const std::optional<T> &v)
+{
+	return v ? json(*v) : json(nullptr);
+}
+
+uint64_t features_from(const json &f)
+{
+	if (f.is_number_unsigned())
+		return f.get<uint64_t>();
+	const auto &bits = f.at("bits");
+	if (bits.is_number_unsigned())
+		return bits.get<uint64_t>();
+	return std::stoull(bits.get<std::string>(), nullptr, 0);
+}
+
+bool negative(const json &v)
+{
+	return v.is_number_integer() && v.get<int64_t>() < 0;
+}
+
+// Known keys the object lacks become null; negative ids become null.
+void fill(json &obj, std::initializer_list<const char *> ids, const auto &keys)
+{
+	if (!obj.is_object())
+		return;
+	for (const char *k : keys)
+		if (!obj.contains(k))
+			obj[k] = nullptr;
+	for (const char *k : ids)
+		if (negative(obj[k]))
+			obj[k] = nullptr;
+}
+
 } // namespace
 
 uint64_t VqStatus::total_requests() const noexcept
@@ -21,6 +91,18 @@ uint64_t VqStatus::total_requests() const noexcept
 	for (auto r : requests)
 		n += r;
 	return n;
+}
+
+json features_json(uint64_t features)
+{
+	char bits[24];
+	std::snprintf(bits, sizeof(bits), "0x%llx", static_cast<unsigned long long>(features));
+	return json{ { "bits", bits }, { "names", device::feature_names(features) } };
+}
+
+std::string disk_state(const DiskStatus &d)
+{
+	return d.connected ? "connected" : "waiting";
 }
 
 void to_json(json &j, const VqStatus &v)
@@ -32,8 +114,8 @@ void to_json(json &j, const VqStatus &v)
 	}
 	j = json{
 		{ "index", v.index },
-		{ "worker", v.worker },
-		{ "worker_id", v.worker_id },
+		{ "worker", or_null(v.worker) },
+		{ "worker_id", or_null(v.worker_id) },
 		{ "started", v.started },
 		{ "attached", v.attached },
 		{ "inflight", v.inflight },
@@ -51,45 +133,48 @@ void to_json(json &j, const VqStatus &v)
 
 void from_json(const json &j, VqStatus &v)
 {
-	v.index = j.at("index").get<unsigned>();
-	v.worker = j.at("worker").get<int>();
-	v.worker_id = j.at("worker_id").get<int64_t>();
-	v.started = j.at("started").get<bool>();
-	v.attached = j.at("attached").get<bool>();
-	v.inflight = j.at("inflight").get<uint32_t>();
+	get_opt(j, "index", v.index);
+	get_opt(j, "worker", v.worker);
+	get_opt(j, "worker_id", v.worker_id);
+	get_opt(j, "started", v.started);
+	get_opt(j, "attached", v.attached);
+	get_opt(j, "inflight", v.inflight);
 	for (unsigned i = 0; i < VqStatus::nr_types; i++) {
-		v.requests[i] = j.at("requests").at(type_names[i]).get<uint64_t>();
-		v.bytes[i] = j.at("bytes").at(type_names[i]).get<uint64_t>();
+		if (j.contains("requests") && j["requests"].is_object())
+			get_opt(j["requests"], type_names[i], v.requests[i]);
+		if (j.contains("bytes") && j["bytes"].is_object())
+			get_opt(j["bytes"], type_names[i], v.bytes[i]);
 	}
-	v.status_ok = j.at("status").at("ok").get<uint64_t>();
-	v.status_ioerr = j.at("status").at("ioerr").get<uint64_t>();
-	v.status_unsupp = j.at("status").at("unsupp").get<uint64_t>();
-	v.bounced = j.at("bounced").get<uint64_t>();
-	v.malformed = j.at("malformed").get<uint64_t>();
-	v.batches = j.at("batches").get<uint64_t>();
-	// Optional: a daemon started before these keys existed keeps running
-	// across an upgrade of the tool and still answers without them.
-	v.stopped = j.value("stopped", false);
-	v.throttled = j.value("throttled", uint64_t{ 0 });
+	if (j.contains("status") && j["status"].is_object()) {
+		get_opt(j["status"], "ok", v.status_ok);
+		get_opt(j["status"], "ioerr", v.status_ioerr);
+		get_opt(j["status"], "unsupp", v.status_unsupp);
+	}
+	get_opt(j, "bounced", v.bounced);
+	get_opt(j, "malformed", v.malformed);
+	get_opt(j, "batches", v.batches);
+	get_opt(j, "stopped", v.stopped);
+	get_opt(j, "throttled", v.throttled);
 }
 
 void to_json(json &j, const WorkerStatus &w)
 {
-	j = json{ { "index", w.index }, { "kernel_id", w.kernel_id }, { "vqs", w.vqs } };
+	j = json{ { "index", w.index }, { "kernel_id", or_null(w.kernel_id) }, { "vqs", w.vqs } };
 }
 
 void from_json(const json &j, WorkerStatus &w)
 {
-	w.index = j.at("index").get<unsigned>();
-	w.kernel_id = j.at("kernel_id").get<int64_t>();
-	w.vqs = j.at("vqs").get<std::vector<unsigned>>();
+	get_opt(j, "index", w.index);
+	get_opt(j, "kernel_id", w.kernel_id);
+	get_opt(j, "vqs", w.vqs);
 }
 
 void to_json(json &j, const DiskStatus &d)
 {
 	j = json{
 		{ "name", d.name },
-		{ "pid", d.pid },
+		{ "state", disk_state(d) },
+		{ "pid", or_null(d.pid) },
 		{ "backend", d.backend },
 		{ "socket", d.socket },
 		{ "serial", d.serial },
@@ -100,7 +185,7 @@ void to_json(json &j, const DiskStatus &d)
 		{ "poll_us", d.poll_us },
 		{ "connected", d.connected },
 		{ "connections", d.connections },
-		{ "features", d.features },
+		{ "features", features_json(d.features) },
 		{ "policy", d.policy },
 		{ "workers", d.workers },
 		{ "vqs", d.vqs },
@@ -111,22 +196,50 @@ void to_json(json &j, const DiskStatus &d)
 void from_json(const json &j, DiskStatus &d)
 {
 	d.name = j.at("name").get<std::string>();
-	d.pid = j.at("pid").get<int>();
-	d.backend = j.at("backend").get<std::string>();
-	d.socket = j.at("socket").get<std::string>();
-	d.serial = j.at("serial").get<std::string>();
-	d.size_bytes = j.at("size_bytes").get<uint64_t>();
-	d.block_size = j.at("block_size").get<uint32_t>();
-	d.queues = j.at("queues").get<unsigned>();
-	d.read_only = j.at("read_only").get<bool>();
-	d.poll_us = j.value("poll_us", 0u);
-	d.connected = j.at("connected").get<bool>();
-	d.connections = j.at("connections").get<uint64_t>();
-	d.features = j.at("features").get<uint64_t>();
-	d.policy = j.at("policy").get<std::string>();
-	d.workers = j.at("workers").get<std::vector<WorkerStatus>>();
-	d.vqs = j.at("vqs").get<std::vector<VqStatus>>();
-	d.vqs_source = j.value("vqs_source", "none");
+	get_opt(j, "pid", d.pid);
+	get_opt(j, "backend", d.backend);
+	get_opt(j, "socket", d.socket);
+	get_opt(j, "serial", d.serial);
+	get_opt(j, "size_bytes", d.size_bytes);
+	get_opt(j, "block_size", d.block_size);
+	get_opt(j, "queues", d.queues);
+	get_opt(j, "read_only", d.read_only);
+	get_opt(j, "poll_us", d.poll_us);
+	get_opt(j, "connected", d.connected);
+	get_opt(j, "connections", d.connections);
+	if (j.contains("features") && !j["features"].is_null())
+		d.features = features_from(j["features"]);
+	get_opt(j, "policy", d.policy);
+	get_opt(j, "workers", d.workers);
+	get_opt(j, "vqs", d.vqs);
+	get_opt(j, "vqs_source", d.vqs_source);
+}
+
+json normalize_disk(const json &raw)
+{
+	if (!raw.is_object() || !raw.contains("name") || !raw["name"].is_string())
+		throw std::invalid_argument("a disk is an object with a \"name\"");
+	json out = raw;
+	if (!out.contains("state") && out.contains("connected") && out["connected"].is_boolean())
+		out["state"] = out["connected"].get<bool>() ? "connected" : "waiting";
+	if (out.contains("features") && out["features"].is_number_unsigned())
+		out["features"] = features_json(out["features"].get<uint64_t>());
+	if (out.contains("pid") && out["pid"].is_number_integer() && out["pid"].get<int64_t>() <= 0)
+		out["pid"] = nullptr;
+	fill(out, {}, disk_keys);
+	if (out["workers"].is_array())
+		for (auto &w : out["workers"])
+			fill(w, { "kernel_id" }, worker_keys);
+	if (out["vqs"].is_array())
+		for (auto &v : out["vqs"])
+			fill(v, { "worker", "worker_id" }, vq_keys);
+	return out;
+}
+
+json document(json body)
+{
+	body["version"] = json_version;
+	return body;
 }
 
 namespace {

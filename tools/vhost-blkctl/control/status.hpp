@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,8 +15,8 @@ namespace control {
 struct VqStatus {
 	static constexpr unsigned nr_types = 8;
 	unsigned index = 0;
-	int worker = -1;		// logical worker, -1: not connected
-	int64_t worker_id = -1;		// kernel worker id, -1: none
+	std::optional<unsigned> worker;	// logical worker; none: not connected
+	std::optional<uint64_t> worker_id;	// kernel worker id; none: not attached
 	bool started = false;		// the bridge attached the backend
 	bool attached = false;		// what the kernel says
 	bool stopped = false;		// a ring error stopped it until the VMM
@@ -32,19 +33,19 @@ struct VqStatus {
 
 struct WorkerStatus {
 	unsigned index = 0;
-	int64_t kernel_id = -1;		// -1: not connected
+	std::optional<uint64_t> kernel_id;	// none: not connected
 	std::vector<unsigned> vqs;
 };
 
 struct DiskStatus {
 	std::string name;
-	int pid = 0;
+	std::optional<int> pid;		// none: unknown (a QMP peer we could not ask)
 	std::string backend;
 	std::string socket;
 	std::string serial;
 	uint64_t size_bytes = 0;
 	uint32_t block_size = 512;
-	unsigned queues = 1;
+	unsigned queues = 1;		// the most the frontend may set up
 	bool read_only = false;
 	unsigned poll_us = 0;
 	bool connected = false;		// a frontend owns the device

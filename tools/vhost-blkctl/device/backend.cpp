@@ -42,8 +42,27 @@ uint64_t queue_u64(dev_t rdev, const std::string &attr, uint64_t dflt)
 
 } // namespace
 
+namespace {
+
+// BLKROGET on a scratch read-only open: a read-only device is opened
+// read-only, never with O_RDWR (which the block layer may refuse).
+bool device_read_only(const std::string &path)
+{
+	vblk::UniqueFd fd = vblk::UniqueFd::open(path, O_RDONLY | O_NONBLOCK);
+	struct stat st;
+	vblk::check(::fstat(fd.get(), &st), "stat " + path);
+	if (!S_ISBLK(st.st_mode))
+		throw vblk::SysError(ENOTBLK, path);
+	int ro = 0;
+	vblk::check(::ioctl(fd.get(), BLKROGET, &ro), "BLKROGET " + path);
+	return ro != 0;
+}
+
+} // namespace
+
 Backend Backend::open(const std::string &path, bool read_only)
 {
+	read_only = read_only || device_read_only(path);
 	vblk::UniqueFd fd = vblk::UniqueFd::open(path, (read_only ? O_RDONLY : O_RDWR) | O_EXCL);
 	struct stat st;
 	vblk::check(::fstat(fd.get(), &st), "stat " + path);
@@ -67,7 +86,7 @@ Backend Backend::open(const std::string &path, bool read_only)
 	info.min_io_size = iomin;
 	info.opt_io_size = ioopt;
 	info.alignment_offset = alignoff > 0 ? static_cast<uint32_t>(alignoff) : 0;
-	info.read_only = ro != 0;
+	info.read_only = read_only || ro != 0;
 	info.discard_max_bytes = queue_u64(st.st_rdev, "discard_max_bytes", 0);
 	info.discard_granularity =
 		static_cast<uint32_t>(queue_u64(st.st_rdev, "discard_granularity", 0));
@@ -75,8 +94,6 @@ Backend Backend::open(const std::string &path, bool read_only)
 	std::string wc;
 	if (read_queue_attr(st.st_rdev, "write_cache", wc))
 		info.write_cache = wc.rfind("write back", 0) == 0;
-	if (info.read_only && !read_only)
-		throw vblk::SysError(EROFS, path + " is read-only (serve it with --read-only)");
 	return Backend(path, std::move(fd), info);
 }
 

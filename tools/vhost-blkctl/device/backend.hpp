@@ -20,15 +20,16 @@ struct BackendInfo {
 	uint64_t discard_max_bytes = 0;		// 0: no discard
 	uint32_t discard_granularity = 0;	// bytes
 	uint64_t write_zeroes_max_bytes = 0;	// 0: none (no WRITE_ZEROES offered)
-	bool read_only = false;			// the device itself is read-only
+	bool read_only = false;			// served read-only (asked, or the
+						// device itself is read-only)
 	bool write_cache = true;		// volatile write cache ("write back")
 };
 
 class Backend {
 public:
-	// Opens `path` (O_RDWR, or O_RDONLY when read_only) and reads its
-	// properties.  Throws vblk::SysError; ENOTBLK if it is not a block
-	// device, EROFS if it is read-only and read_only was not asked for.
+	// Opens `path` (O_RDWR, or O_RDONLY when read_only or when the
+	// device is read-only, BLKROGET) and reads its properties.  Throws
+	// vblk::SysError; ENOTBLK if it is not a block device.
 	static Backend open(const std::string &path, bool read_only);
 
 	Backend(std::string path, vblk::UniqueFd fd, BackendInfo info)

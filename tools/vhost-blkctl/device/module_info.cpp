@@ -3,10 +3,13 @@
 
 #include "device/kernel_device.hpp"
 
+#include <vblk/error.hpp>
+
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
+#include <cerrno>
 #include <fstream>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -106,6 +109,10 @@ ModuleInfo probe_module(const std::string &device_path)
 		} catch (const std::exception &) {
 			m.missing.push_back("multi-worker ioctls (VHOST_NEW_WORKER, Linux >= 6.5)");
 		}
+	} catch (const vblk::SysError &e) {
+		m.device_error = e.what();
+		m.device_denied = e.code() == EACCES || e.code() == EPERM;
+		m.missing.push_back("cannot open " + device_path + ": " + e.what());
 	} catch (const std::exception &e) {
 		m.device_error = e.what();
 		m.missing.push_back("cannot open " + device_path + ": " + e.what());

@@ -18,6 +18,7 @@ struct ModuleInfo {
 	std::string device_path;
 	bool device_present = false;
 	std::string device_error;	// why it could not be opened
+	bool device_denied = false;	// ... because of EACCES/EPERM
 	bool features_known = false;
 	uint64_t features = 0;
 	bool workers_supported = false;	// VHOST_NEW_WORKER works

@@ -73,8 +73,10 @@ control::VqStatus vq_status(const json &j, const std::string &where)
 {
 	control::VqStatus v;
 	v.index = field<unsigned>(j, "index", where);
-	v.worker = field<int>(j, "worker", where);
-	v.worker_id = field<int64_t>(j, "worker-id", where);
+	if (int w = field<int>(j, "worker", where); w >= 0)
+		v.worker = static_cast<unsigned>(w);
+	if (int64_t id = field<int64_t>(j, "worker-id", where); id >= 0)
+		v.worker_id = static_cast<uint64_t>(id);
 	v.started = field<bool>(j, "started", where);
 	v.attached = field<bool>(j, "attached", where);
 	v.stopped = field<bool>(j, "stopped", where);
@@ -99,7 +101,8 @@ control::DiskStatus to_disk_status(const json &info, const std::string &socket, 
 		throw ProtocolError("x-query-vhost-blk: the reply is not an object");
 	control::DiskStatus d;
 	d.name = field<std::string>(info, "id", "device");
-	d.pid = pid;
+	if (pid > 0)
+		d.pid = pid;
 	d.backend = field<std::string>(info, "drive", d.name);
 	d.socket = socket;
 	d.serial = field<std::string>(info, "serial", d.name);
@@ -116,7 +119,8 @@ control::DiskStatus to_disk_status(const json &info, const std::string &socket, 
 		std::string where = d.name + " worker";
 		control::WorkerStatus ws;
 		ws.index = field<uint32_t>(w, "index", where);
-		ws.kernel_id = field<int64_t>(w, "kernel-id", where);
+		if (int64_t id = field<int64_t>(w, "kernel-id", where); id >= 0)
+			ws.kernel_id = static_cast<uint64_t>(id);
 		for (const auto &vq : array(w, "vqs", where))
 			ws.vqs.push_back(as<uint16_t>(vq, where, "vqs"));
 		d.workers.push_back(std::move(ws));

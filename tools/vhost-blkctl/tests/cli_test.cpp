@@ -242,7 +242,8 @@ TEST(ExitCodes, list_of_an_empty_run_dir_is_ok_and_valid_json)
 	testing::internal::CaptureStdout();
 	EXPECT_EQ(run_main({ "--run-dir", "/nonexistent-dir", "list", "--json" }), exit_ok);
 	auto out = testing::internal::GetCapturedStdout();
-	EXPECT_EQ(nlohmann::json::parse(out), nlohmann::json::array());
+	EXPECT_EQ(nlohmann::json::parse(out),
+		  (nlohmann::json{ { "version", 1 }, { "disks", nlohmann::json::array() } }));
 }
 
 TEST(Output, human_status_shows_the_map_and_counters)

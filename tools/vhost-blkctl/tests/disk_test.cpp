@@ -189,7 +189,7 @@ TEST(Disk, status_reports_workers_map_and_stats)
 	auto idle = h.disk->status();
 	EXPECT_FALSE(idle.connected);
 	EXPECT_EQ(idle.vqs.size(), 2u);
-	EXPECT_EQ(idle.workers[0].kernel_id, -1);
+	EXPECT_FALSE(idle.workers[0].kernel_id);
 	h.connect();
 	h.bring_up();
 	auto s = h.disk->status();
@@ -200,7 +200,7 @@ TEST(Disk, status_reports_workers_map_and_stats)
 	EXPECT_EQ(s.workers[0].vqs, (std::vector<unsigned>{ 0, 1 }));
 	EXPECT_TRUE(s.vqs[0].started);
 	EXPECT_EQ(s.vqs[1].requests[0], 11u);
-	EXPECT_EQ(s.vqs[0].worker, 0);
+	EXPECT_EQ(s.vqs[0].worker, 0u);
 	EXPECT_FALSE(s.vqs[1].stopped);
 	EXPECT_EQ(s.vqs[1].throttled, 0u);
 }

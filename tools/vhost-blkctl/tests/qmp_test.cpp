@@ -295,7 +295,7 @@ TEST(QmpMapping, every_field_of_vhost_blk_info)
 		control::VqStatus v;
 		uint64_t base = q * 30;
 		v.index = q;
-		v.worker = static_cast<int>(q);
+		v.worker = q;
 		v.worker_id = 4711 + q;
 		v.started = true;
 		v.attached = q == 0;
@@ -386,7 +386,7 @@ TEST(QmpCli, status_json_is_the_disk_status_of_the_device)
 	testing::internal::CaptureStdout();
 	EXPECT_EQ(run_main({ "status", "--qmp", sock, "--id", "vblk0", "--json" }), cli::exit_ok);
 	auto out = json::parse(testing::internal::GetCapturedStdout());
-	EXPECT_EQ(out, json(qmp::to_disk_status(vhost_blk_info(), sock, ::getpid())));
+	EXPECT_EQ(out, control::document(qmp::to_disk_status(vhost_blk_info(), sock, ::getpid())));
 }
 
 TEST(QmpCli, status_table_is_the_same_as_for_a_served_disk)
@@ -534,7 +534,7 @@ TEST(QmpCli, permission_denied_is_not_reported_as_not_running)
 		try {
 			cli::call_qmp(sock, "vblk0", { { "cmd", "status" } }, 200ms);
 		} catch (const cli::CliError &e) {
-			bool ok = e.code() == cli::exit_failure &&
+			bool ok = e.code() == cli::exit_permission &&
 				  std::string(e.what()).find("permission denied on QMP socket " +
 							     sock) != std::string::npos &&
 				  std::string(e.what()).find("not running") == std::string::npos;

@@ -358,3 +358,21 @@ TEST(Session, kernel_without_worker_ioctls_still_serves)
 	EXPECT_NO_THROW(h.send(make(Request::set_owner)));
 	EXPECT_TRUE(h.s->owned());
 }
+
+// QEMU's vhost-user-blk-pci sets up num-queues rings (one per vCPU by
+// default) and refuses to start if GET_QUEUE_NUM is lower: the bridge
+// advertises its maximum and serves the rings the frontend sets up.
+TEST(Session, a_frontend_with_fewer_queues_than_the_maximum_gets_them_served)
+{
+	SessionHarness h(8, bridge::WorkerPlan::single(8));
+	EXPECT_EQ(reply_u64(h.send(make(Request::get_queue_num))), 8u);
+	h.bring_up(0);
+	h.bring_up(1, false);
+	h.bring_up(2, false);
+	for (unsigned i = 0; i < 8; i++) {
+		EXPECT_EQ(h.s->ring_started(i), i < 3) << "vq " << i;
+		EXPECT_EQ(h.st.rings[i].attached, i < 3) << "vq " << i;
+	}
+	// A frontend asking for more than the maximum is refused.
+	EXPECT_THROW(h.send(state(Request::set_vring_num, 8, 256)), bridge::SessionError);
+}
