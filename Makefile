@@ -47,6 +47,20 @@ tools: setup
 unit: tools
 	cd $(CMAKE_BUILD) && ctest --output-on-failure
 
+# libFuzzer targets (tests/fuzz) with clang, ASan+UBSan; `make fuzz` runs
+# each on its seed corpus and then for FUZZ_SECONDS of mutations.
+FUZZ_BUILD   := $(BUILD)/cmake-fuzz
+FUZZ_SECONDS ?= 30
+fuzz-build: setup
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DBUILD_TESTING=OFF -DVHOST_BLK_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target vhost_user_fuzz
+
+fuzz: fuzz-build
+	bash scripts/fuzz.sh --build $(BUILD) --seconds $(FUZZ_SECONDS)
+
+.PHONY: fuzz-build fuzz
+
 # Boots the target kernel in QEMU (TCG), loads vhost + vhost_blk and runs the
 # KTAP selftests against real block devices.  KERNEL=debug runs them on the
 # KASAN/lockdep/kmemleak kernel (built by `make debug-kernel`).
@@ -92,7 +106,7 @@ run: all
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) demo
 
 # Everything CI runs; the last line is "N passed, N failed".
-check: all debug-kernel qemu
+check: all debug-kernel qemu fuzz-build
 	bash scripts/check.sh --build $(BUILD) --kver $(KVER)
 
 checkpatch: setup

@@ -65,6 +65,9 @@ host_suite() {	# host_suite NAME SCRIPT [ARGS]: exit 4 is a whole-suite SKIP
 	rm -f "$log"
 }
 host_suite libvirt "$top/tests/libvirt/domxml.sh"
+# libFuzzer on what a vhost-user frontend sends to serve (make fuzz-build):
+# the seed corpus, then FUZZ_SECONDS (default 30) of mutations.
+host_suite fuzz "$top/scripts/fuzz.sh" --build "$build" --seconds "${FUZZ_SECONDS:-30}"
 # make install's and dkms's module build for the pinned kernel from the files
 # dkms.conf lists, and vhost-header.sh's refusals (one module build, ~20 s on
 # an idle 2-core machine; nothing is loaded on the host).
