@@ -312,3 +312,23 @@ TEST(Disk, reply_to_a_frontend_that_vanished_ends_only_that_connection)
 	EXPECT_NO_THROW(h.disk->on_readable());
 	EXPECT_FALSE(h.disk->connected());
 }
+
+// A read-only block device is served read-only, not refused: the frontend
+// is offered VIRTIO_BLK_F_RO and status says read_only, without
+// --read-only (Backend::open opens such a device O_RDONLY; the VM's
+// read-only backend test exercises that part).
+TEST(Disk, a_read_only_backend_is_served_read_only)
+{
+	fake::State st;
+	device::BackendInfo info;
+	info.size_bytes = 1ull << 30;
+	info.read_only = true;
+	device::Backend be("/dev/fake-ro", vblk::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)),
+			   info);
+	bridge::DiskOptions o{ "ro", "/tmp/ro.sock", "ser", { 1, false },
+			       bridge::WorkerPlan::single(1) };
+	bridge::Disk disk(o, std::move(be), st.features, fake::factory(st), [](const std::string &) {});
+	EXPECT_TRUE(disk.status().read_only);
+	EXPECT_TRUE(bridge::offered_features(st.features, info, { 1, false }) &
+		    (1ull << VIRTIO_BLK_F_RO));
+}
