@@ -305,3 +305,15 @@ TEST(Output, human_status_marks_a_stopped_ring_and_says_what_to_do)
 	EXPECT_EQ(out.find("ring 0 stopped"), std::string::npos) << out;
 	EXPECT_EQ(out.find("ring 2 stopped"), std::string::npos) << out;
 }
+
+// --queues is the most a frontend may set up; without it the module's
+// max_queues, so QEMU's default of one queue per vCPU fits.
+TEST(Cli, serve_queues_default_to_the_module_s_max_queues)
+{
+	EXPECT_EQ(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a" }).serve.queues, 0u);
+	EXPECT_EQ(serve_queues(0, 16), 16u);
+	EXPECT_EQ(serve_queues(0, 64), 64u);
+	EXPECT_EQ(serve_queues(0, 1000), 256u);
+	EXPECT_EQ(serve_queues(0, -1), 16u);	// module not loaded: its default
+	EXPECT_EQ(serve_queues(4, 16), 4u);
+}
