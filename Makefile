@@ -17,7 +17,7 @@ CMAKE_BUILD := $(BUILD)/cmake
 JOBS        ?= $(shell nproc)
 
 .PHONY: all setup module kmod tools unit vmtest e2e e2e-pci bench check run checkpatch clean install \
-	install-module install-udev install-tools debug-kernel qemu
+	install-module install-udev install-tools debug-kernel qemu deb
 
 all: module tools
 
@@ -100,6 +100,11 @@ debug-kernel: setup
 # device (tools/qemu/patches/): build/qemu/bin/qemu-system-x86_64, cached.
 qemu: setup
 	BUILD=$(BUILD) bash scripts/qemu-build.sh
+
+# Debian packages vhost-blk-dkms and vhost-blkctl (debian/, dpkg-buildpackage
+# on a copy of the tree): build/deb/*.deb.
+deb: setup
+	BUILD=$(BUILD) JOBS=$(JOBS) bash scripts/deb.sh
 
 # The main job: a VM with the module loaded serving a disk that does real I/O.
 run: all

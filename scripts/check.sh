@@ -65,6 +65,8 @@ host_suite() {	# host_suite NAME SCRIPT [ARGS]: exit 4 is a whole-suite SKIP
 	rm -f "$log"
 }
 host_suite libvirt "$top/tests/libvirt/domxml.sh"
+# The packaged systemd unit: systemd-analyze verify and security (~1 s).
+host_suite systemd-unit "$top/tests/install/unit_verify.sh" --build "$build"
 # libFuzzer on what a vhost-user frontend sends to serve (make fuzz-build):
 # the seed corpus, then FUZZ_SECONDS (default 30) of mutations.
 host_suite fuzz "$top/scripts/fuzz.sh" --build "$build" --seconds "${FUZZ_SECONDS:-30}"

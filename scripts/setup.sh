@@ -19,6 +19,8 @@ pkgs=(build-essential cmake pkg-config qemu-system-x86 qemu-utils busybox-static
       # QEMU with the vhost-blk device (scripts/qemu-build.sh)
       meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
       libaio-dev libcap-ng-dev libattr1-dev flex bison dpkg-dev rsync
+      # make deb (scripts/deb.sh) and the packages' test in the VM
+      debhelper dh-dkms dkms
       # virsh, virt-xml-validate and the QEMU driver: libvirt checks the
       # documented domain XML (tests/libvirt/domxml.sh); 5 packages, 1.5 MB
       libvirt-clients libvirt-daemon-driver-qemu
