@@ -65,8 +65,6 @@ host_suite() {	# host_suite NAME SCRIPT [ARGS]: exit 4 is a whole-suite SKIP
 	rm -f "$log"
 }
 host_suite libvirt "$top/tests/libvirt/domxml.sh"
-# The packaged systemd unit: systemd-analyze verify and security (~1 s).
-host_suite systemd-unit "$top/tests/install/unit_verify.sh" --build "$build"
 # libFuzzer on what a vhost-user frontend sends to serve (make fuzz-build):
 # the seed corpus, then FUZZ_SECONDS (default 30) of mutations.
 host_suite fuzz "$top/scripts/fuzz.sh" --build "$build" --seconds "${FUZZ_SECONDS:-30}"
@@ -74,6 +72,8 @@ host_suite fuzz "$top/scripts/fuzz.sh" --build "$build" --seconds "${FUZZ_SECOND
 # dkms.conf lists, and vhost-header.sh's refusals (one module build, ~20 s on
 # an idle 2-core machine; nothing is loaded on the host).
 host_suite install-host "$top/tests/install/host_build.sh" --build "$build" --kver "$KVER"
+# The packaged systemd unit: systemd-analyze verify and security (~1 s).
+host_suite systemd-unit "$top/tests/install/unit_verify.sh" --build "$build"
 
 # 3. In-VM suites: KTAP streams, judged per test line plus the VM verdict.
 vm_suite() {
@@ -105,6 +105,9 @@ vm_suite selftests selftests
 # The installed module in the VM: misc 10:247, its aliases, modules.devname,
 # and the load on first open of /dev/vhost-blk after rmmod (one VM boot).
 vm_suite install --timeout 300 script tests/install/module_install.sh
+# make deb's packages installed in the VM (overlayfs root): DKMS builds the
+# module there, modprobe, serve under a NOTIFY_SOCKET, dpkg -r.
+vm_suite packages --module overlay --timeout 900 script tests/install/packages.sh
 # vhost-blkctl serving an unmodified nested QEMU guest (make e2e).
 vm_suite e2e --timeout 1200 script tests/e2e/vhost_user_blk.sh
 # The project's QEMU device vhost-blk-pci is built (make check depends on
