@@ -33,7 +33,9 @@ std::vector<uint8_t> mem_table(std::vector<MemoryRegion> regions, uint32_t n = ~
 	std::vector<uint8_t> b(8 + regions.size() * sizeof(MemoryRegion));
 	uint32_t count = n == ~0u ? static_cast<uint32_t>(regions.size()) : n;
 	std::memcpy(b.data(), &count, 4);
-	std::memcpy(b.data() + 8, regions.data(), regions.size() * sizeof(MemoryRegion));
+	// memcpy from an empty vector's null data() is undefined (UBSan).
+	if (!regions.empty())
+		std::memcpy(b.data() + 8, regions.data(), regions.size() * sizeof(MemoryRegion));
 	return b;
 }
 
