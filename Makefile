@@ -127,7 +127,7 @@ run: all
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) demo
 
 # Everything CI runs; the last line is "N passed, N failed".
-check: all debug-kernel qemu asan fuzz-build
+check: all debug-kernel qemu deb asan fuzz-build
 	bash scripts/check.sh --build $(BUILD) --kver $(KVER)
 
 checkpatch: setup
