@@ -139,7 +139,7 @@ vm_suite selftests selftests
 vm_suite install --timeout 300 script tests/install/module_install.sh
 # make deb's packages installed in the VM (overlayfs root): DKMS builds the
 # module there, modprobe, serve under a NOTIFY_SOCKET, dpkg -r.
-vm_suite packages --module overlay --timeout 900 script tests/install/packages.sh
+vm_suite packages --module overlay --timeout 1500 script tests/install/packages.sh
 # vhost-blkctl serving an unmodified nested QEMU guest (make e2e).
 vm_suite e2e --timeout 1200 script tests/e2e/vhost_user_blk.sh
 # The project's QEMU device vhost-blk-pci is built (make check depends on
