@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Runs the libFuzzer targets (make fuzz-build: build/cmake-fuzz) on their
+# Runs the libFuzzer targets (make sanitize: build/cmake-sanitize) on their
 # checked-in seed corpus, then for --seconds of mutations each.  KTAP out,
 # one test per target; a crash, a sanitizer report, an undocumented
 # exception or a timeout fails it, and the input that did it is kept in
@@ -23,11 +23,11 @@ echo "1..${#targets[@]}"
 n=0 rc=0
 for t in "${targets[@]}"; do
 	n=$((n + 1))
-	bin=$build/cmake-fuzz/tests/fuzz/$t
+	bin=$build/cmake-sanitize/tests/fuzz/$t
 	seeds=$top/tests/fuzz/corpus/${t%_fuzz}
 	out=$build/fuzz/$t
 	if [ ! -x "$bin" ]; then
-		echo "not ok $n $t # $bin missing (make fuzz-build)"
+		echo "not ok $n $t # $bin missing (make sanitize)"
 		rc=1
 		continue
 	fi

@@ -13,7 +13,7 @@ die() { echo "setup: $*" >&2; exit 1; }
 
 pkgs=(build-essential cmake pkg-config qemu-system-x86 qemu-utils busybox-static
       libcli11-dev nlohmann-json3-dev libgtest-dev googletest xz-utils cpio kmod
-      # make fuzz-build (libFuzzer) and make asan (gcc's runtimes come with it)
+      # make sanitize: clang with libFuzzer, ASan and UBSan
       clang-14 libclang-rt-14-dev
       perl e2fsprogs util-linux fio dmsetup liburing-dev python3-matplotlib
       # QEMU with the vhost-blk device (scripts/qemu-build.sh)
