@@ -153,6 +153,8 @@ mkdir -p "$mod/kernel" "$mod/include"
 rsync -a --delete --exclude='*.mod.c' --include=Kbuild --include='*.[ch]' --exclude='*' \
 	"$top/kernel/" "$mod/kernel/"
 rsync -a --delete "$top/include/" "$mod/include/"
+# kernel/Kbuild takes MODULE_VERSION from dkms.conf, its one place.
+cp "$top/dkms.conf" "$mod/dkms.conf"
 nice -n 19 make -C "$obj" M="$mod/kernel" VHOST_INC="$src/drivers/vhost" -j"$jobs" modules \
 	>"$dk/module.log" 2>&1 || { cat "$dk/module.log" >&2; die "vhost_blk.ko build failed"; }
 cmp -s "$mod/kernel/vhost_blk.ko" "$out/vhost_blk.ko" 2>/dev/null ||
