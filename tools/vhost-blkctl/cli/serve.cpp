@@ -182,6 +182,9 @@ int run_serve(const Options &o)
 		std::cerr << "vhost-blkctl[" << name << "]: " << msg << std::endl;
 	};
 
+	// Where nothing has opened /dev/vhost-blk since boot the module is not
+	// loaded yet and its max_queues (modprobe.d) unknown: load it first.
+	device::load_module(s.device);
 	int maxq = device::module_max_queues();
 	unsigned queues = serve_queues(s.queues, maxq);
 	if (maxq > 0 && queues > static_cast<unsigned>(maxq))

@@ -4,12 +4,14 @@
 #include "device/kernel_device.hpp"
 
 #include <vblk/error.hpp>
+#include <vblk/fd.hpp>
 
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
 #include <cerrno>
+#include <fcntl.h>
 #include <fstream>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -65,6 +67,16 @@ std::vector<std::string> feature_names(uint64_t features)
 		if ((features & ~known) & (1ull << b))
 			out.push_back("BIT_" + std::to_string(b));
 	return out;
+}
+
+void load_module(const std::string &device_path)
+{
+	struct stat st;
+	if (::stat("/sys/module/vhost_blk", &st) == 0)
+		return;
+	// The devname alias: the first open of the node loads the module.
+	// Best effort; whoever needs the device reports why it cannot open it.
+	vblk::UniqueFd fd(::open(device_path.c_str(), O_RDWR | O_CLOEXEC));
 }
 
 int module_max_queues()

@@ -32,6 +32,11 @@ std::vector<std::string> feature_names(uint64_t features);
 // ioctls on a scratch instance) when it can.  Never throws.
 ModuleInfo probe_module(const std::string &device_path);
 
+// Opens `device_path` once if vhost_blk is not loaded: the node's devname
+// alias makes that first open load the module, so that its parameters
+// (max_queues from modprobe.d) can be read.  Never throws.
+void load_module(const std::string &device_path);
+
 // The module parameter, -1 if not readable.
 int module_max_queues();
 
