@@ -102,7 +102,7 @@ sectors=$(( $(blockdev --getsize64 "$backend") / 512 ))
 python3 - $W/info.json <<'PY'
 import json, sys
 i = json.load(open(sys.argv[1]))
-assert i["module"]["loaded"] and i["device"]["present"] and i["workers"], i
+assert i["module"]["loaded"] and i["device"]["present"] and i["worker_ioctls"], i
 assert "VERSION_1" in i["features"]["names"] and not i["missing"], i
 PY
 t "info --json: module loaded, device present, multi-worker ioctls work" $? "$(head -c 300 $W/info.json)"

@@ -40,7 +40,8 @@ nlohmann::json info_json(const device::ModuleInfo &m)
 			      { "error", str_or_null(m.device_error) } } },
 		{ "features", m.features_known ? control::features_json(m.features)
 					       : nlohmann::json(nullptr) },
-		{ "workers", m.workers_supported },
+		// Not "workers": that is a disk's list of worker objects.
+		{ "worker_ioctls", m.workers_supported },
 		{ "missing", m.missing },
 	});
 }

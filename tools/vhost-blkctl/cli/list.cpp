@@ -21,13 +21,14 @@ void setup_list(CLI::App &app, Options &o)
 namespace {
 
 // A disk whose daemon could not be asked: "stale" (nobody answers) or
-// "inaccessible" (no permission on its control socket).  Only name,
-// state and error: nothing else is known.
+// "inaccessible" (no permission on its control socket), with the error.
+// The same disk object as any other, null where nothing is known.
 nlohmann::json unreachable_disk(const std::string &name, const CliError &e)
 {
-	return { { "name", name },
-		 { "state", e.code() == exit_permission ? "inaccessible" : "stale" },
-		 { "error", e.what() } };
+	return control::normalize_disk(
+		{ { "name", name },
+		  { "state", e.code() == exit_permission ? "inaccessible" : "stale" },
+		  { "error", e.what() } });
 }
 
 std::string or_dash(const nlohmann::json &v)
@@ -66,7 +67,7 @@ int run_list(const Options &o)
 		  << std::setw(12) << "REQUESTS" << "BACKEND\n";
 	for (size_t i = 0; i < disks.size(); i++) {
 		const auto &d = disks[i];
-		bool known = d.contains("workers");
+		bool known = d["workers"].is_array();
 		std::cout << std::setw(16) << or_dash(d["name"]) << std::setw(13)
 			  << or_dash(d.value("state", nlohmann::json())) << std::setw(8)
 			  << or_dash(d.value("pid", nlohmann::json())) << std::setw(7)

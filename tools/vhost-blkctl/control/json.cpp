@@ -22,6 +22,7 @@ const char *const disk_keys[] = {
 	"name",	     "state",	  "pid",       "backend",    "socket",	"serial",
 	"size_bytes", "block_size", "queues",    "read_only",  "poll_us",	"connected",
 	"connections", "features",  "policy",    "workers",    "vqs",	"vqs_source",
+	"error",
 };
 const char *const vq_keys[] = {
 	"index",  "worker", "worker_id", "started",   "attached", "inflight",  "requests",
@@ -190,6 +191,8 @@ void to_json(json &j, const DiskStatus &d)
 		{ "workers", d.workers },
 		{ "vqs", d.vqs },
 		{ "vqs_source", d.vqs_source },
+		// Only `list` knows of a disk it could not ask (cli/list.cpp).
+		{ "error", nullptr },
 	};
 }
 
