@@ -51,12 +51,21 @@ mount -t sysfs sys "$root/sys" || echo "# mount sys failed"
 mount --bind /dev "$root/dev" || echo "# mount dev failed"
 mount -t tmpfs run "$root/run"
 mount -t tmpfs tmp "$root/tmp"
+# The repository and the build dir (the .debs, ksrc, the NOTIFY_SOCKET
+# listener) may lie below /tmp or /run, which the new root just got empty
+# tmpfs for (a fresh clone in /tmp did): bind them back at the same paths.
+binds=
+for d in "$REPO" "$BUILD"; do
+	[ -d "$root$d" ] && continue
+	mkdir -p "$root$d" && mount --bind "$d" "$root$d" && binds="$root$d $binds"
+done
 # What udev would provide: bash's process substitution needs /dev/fd.
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 # The suite's shell is init's busybox, which prefers its own applets (a
 # busybox "dpkg" and "chroot"): the root's own chroot and env, by path.
 in_root() { /usr/sbin/chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
 cleanup() {
+	for m in $binds; do umount "$m"; done
 	for m in tmp run dev sys proc "lib/modules/$kver/kernel"; do umount "$root/$m"; done
 	umount "$root" && umount "$top/upper" && rm -rf "$top"
 	# Whatever happened, leave a vhost_blk loaded for init's rmmod check.
