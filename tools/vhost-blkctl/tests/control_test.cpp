@@ -8,6 +8,8 @@
 
 #include <vblk/error.hpp>
 
+#include "temp_dir.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -17,6 +19,8 @@
 
 using namespace control;
 using nlohmann::json;
+
+using test_util::TempDir;
 
 namespace {
 
@@ -67,16 +71,6 @@ struct FakeService : Service {
 		calls.push_back("assign " + std::to_string(vq) + " " + std::to_string(w));
 	}
 	void set_policy(const std::string &p) override { calls.push_back("policy " + p); }
-};
-
-struct TempDir {
-	std::string path;
-	TempDir()
-	{
-		char t[] = "/tmp/vhost-blkctl-test.XXXXXX";
-		path = ::mkdtemp(t);
-	}
-	~TempDir() { std::filesystem::remove_all(path); }
 };
 
 } // namespace

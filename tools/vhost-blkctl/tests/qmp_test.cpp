@@ -8,6 +8,8 @@
 #include "qmp/client.hpp"
 #include "qmp/vhost_blk.hpp"
 
+#include "temp_dir.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -19,17 +21,9 @@
 using namespace fake_qemu;
 using namespace std::chrono_literals;
 
-namespace {
+using test_util::TempDir;
 
-struct TempDir {
-	std::string path;
-	TempDir()
-	{
-		char t[] = "/tmp/vhost-blkctl-qmp.XXXXXX";
-		path = ::mkdtemp(t);
-	}
-	~TempDir() { std::filesystem::remove_all(path); }
-};
+namespace {
 
 // A QEMU whose device "vblk0" answers every vhost-blk command; other ids
 // and out-of-range arguments get QEMU's GenericError.
