@@ -12,6 +12,7 @@
 #include <linux/compat.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/kthread.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -19,6 +20,7 @@
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/virtio_blk.h>
+#include <linux/workqueue.h>
 
 #include "blk.h"
 
@@ -106,6 +108,26 @@ out_unlock:
 }
 
 /*
+ * Stops taking requests from the ring and waits until every bio it issued
+ * has ended; the finished requests stay on the done list.  Returns the
+ * backend the ring had, NULL if it had none.  The wait is bounded by the
+ * backend's I/O time for what is in flight: no new request starts meanwhile.
+ */
+static struct file *vhost_blk_quiesce_vq(struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct file *backend;
+
+	mutex_lock(&vq->mutex);
+	backend = vhost_vq_get_backend(vq);
+	vhost_vq_set_backend(vq, NULL);
+	mutex_unlock(&vq->mutex);
+	if (backend)
+		wait_event(bvq->idle, !atomic_read(&bvq->ending));
+	return backend;
+}
+
+/*
  * Stops taking requests from the ring and waits until every request it
  * took has completed.  With @report they are written to the used ring, so
  * the ring base read afterwards is exact.  Returns the backend the ring
@@ -115,21 +137,13 @@ out_unlock:
  */
 static struct file *vhost_blk_stop_vq(struct vhost_blk_vq *bvq, bool report)
 {
-	struct vhost_virtqueue *vq = &bvq->vq;
-	struct file *backend;
+	struct file *backend = vhost_blk_quiesce_vq(bvq);
 
-	mutex_lock(&vq->mutex);
-	backend = vhost_vq_get_backend(vq);
-	vhost_vq_set_backend(vq, NULL);
-	mutex_unlock(&vq->mutex);
-	if (!backend)
-		return NULL;
-
-	wait_event(bvq->idle, !atomic_read(&bvq->ending));
-
-	mutex_lock(&vq->mutex);
-	vhost_blk_complete(bvq, report);
-	mutex_unlock(&vq->mutex);
+	if (backend) {
+		mutex_lock(&bvq->vq.mutex);
+		vhost_blk_complete(bvq, report);
+		mutex_unlock(&bvq->vq.mutex);
+	}
 	return backend;
 }
 
@@ -564,18 +578,84 @@ err_blk:
 	return ret;
 }
 
+struct vhost_blk_report_work {
+	struct work_struct work;
+	struct vhost_blk *blk;
+};
+
+/*
+ * Reports every finished request of every ring through the owner's address
+ * space.  Runs on a kworker, which may adopt an mm, unlike release (which
+ * may run in the exiting owner, whose current->mm is already NULL).
+ */
+static void vhost_blk_report_work_fn(struct work_struct *work)
+{
+	struct vhost_blk *blk = container_of(work, struct vhost_blk_report_work,
+					     work)->blk;
+	struct vhost_blk_vq *bvq;
+	unsigned int i;
+
+	kthread_use_mm(blk->dev.mm);
+	for (i = 0; i < blk->nvqs; i++) {
+		bvq = &blk->vqs[i];
+		mutex_lock(&bvq->vq.mutex);
+		vhost_blk_complete(bvq, true);
+		mutex_unlock(&bvq->vq.mutex);
+	}
+	kthread_unuse_mm(blk->dev.mm);
+}
+
+/*
+ * Release reports what the rings took, as a stop does: a VMM that
+ * reconnects to a new owner after this one died (QEMU's vhost-user
+ * reconnect restores the base from the used index) finds every request
+ * the device took in the used ring exactly once.  vhost-net and vhost-scsi
+ * drop them instead; they can, a guest retransmits a packet or times a
+ * SCSI command out, but a virtio-blk request is waited for forever.
+ *
+ * The core holds the owner's mm (dev->mm, from VHOST_SET_OWNER until
+ * vhost_dev_cleanup()), so the guest memory is still mapped even when the
+ * owner is exiting.  A killed owner's workers are gone: end_io could not
+ * queue done_work and left the requests on the done list.  Where the memory
+ * faults (unmapped, or reaped by the OOM killer) the status or used-ring
+ * write fails, the ring stops and the requests are only freed.  Bounded:
+ * only the bios already in flight are waited for.
+ */
+static void vhost_blk_release_rings(struct vhost_blk *blk)
+{
+	struct vhost_blk_report_work rw = { .blk = blk };
+	unsigned int i;
+
+	mutex_lock(&blk->dev.mutex);
+	for (i = 0; i < blk->nvqs; i++)
+		if (vhost_blk_quiesce_vq(&blk->vqs[i]))
+			blk->attached--;
+	if (blk->dev.mm) {
+		INIT_WORK_ONSTACK(&rw.work, vhost_blk_report_work_fn);
+		queue_work(system_unbound_wq, &rw.work);
+		flush_work(&rw.work);
+		destroy_work_on_stack(&rw.work);
+	}
+	/* Whatever could not be reported is freed. */
+	for (i = 0; i < blk->nvqs; i++) {
+		mutex_lock(&blk->vqs[i].vq.mutex);
+		vhost_blk_complete(&blk->vqs[i], false);
+		mutex_unlock(&blk->vqs[i].vq.mutex);
+	}
+	/*
+	 * Only now: a new owner waiting for the backend (an O_EXCL open of the
+	 * block device, as vhost-blkctl serve does) sees every completion.
+	 */
+	vhost_blk_put_backend(blk);
+	mutex_unlock(&blk->dev.mutex);
+}
+
 static int vhost_blk_release(struct inode *inode, struct file *f)
 {
 	struct vhost_blk *blk = f->private_data;
 	unsigned int i;
 
-	/*
-	 * The owner may be exiting and its memory gone: in-flight requests
-	 * are waited for and freed, not reported.
-	 */
-	mutex_lock(&blk->dev.mutex);
-	vhost_blk_detach_all(blk, false);
-	mutex_unlock(&blk->dev.mutex);
+	vhost_blk_release_rings(blk);
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_cleanup(&blk->dev);
 	/* end_io may still be in its RCU section after waking a detach. */

@@ -387,6 +387,14 @@ std::optional<std::chrono::milliseconds> OwnerProcess::kill(std::chrono::millise
 	return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t0);
 }
 
+vblk::UniqueFd OwnerProcess::take_fd(int fd)
+{
+	vblk::UniqueFd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd_.get(), fd, 0)));
+	if (!copy)
+		throw vblk::SysError(errno, "pidfd_getfd " + std::to_string(fd));
+	return copy;
+}
+
 std::optional<std::chrono::milliseconds>
 time_to_reap_killed_owner(const std::function<void(const std::function<void()> &ready)> &owner,
 			  std::chrono::milliseconds settle)

@@ -214,6 +214,8 @@ public:
 	// SIGKILLs the child; how long until it could be reaped, or nullopt
 	// when that did not happen within `give_up`.
 	std::optional<std::chrono::milliseconds> kill(std::chrono::milliseconds give_up);
+	// A copy of the child's descriptor `fd` (pidfd_getfd), while it lives.
+	vblk::UniqueFd take_fd(int fd);
 
 private:
 	pid_t pid_ = -1;

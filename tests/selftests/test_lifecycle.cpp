@@ -4,6 +4,10 @@
 #include "common.hpp"
 
 #include <csignal>
+#include <cstring>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -318,4 +322,188 @@ TEST(features_offered_are_the_documented_set)
 			vblk::bit(VIRTIO_BLK_F_RO) | vblk::bit(VIRTIO_BLK_F_SIZE_MAX);
 	ASSERT_EQ(f, want);
 	ASSERT_ERRNO(dev.set_features(f | vblk::bit(VIRTIO_BLK_F_GEOMETRY)), EOPNOTSUPP);
+}
+
+// ---- Owner death: release reports what the rings took ----
+
+namespace {
+
+constexpr unsigned owner_death_writes = 40; // of 4 KiB, 3 descriptors each: fits 128
+constexpr uint64_t owner_death_sector = 2048;
+
+// The dead owner's ring as the parent sees it through the guest memory
+// they share (the child's memfd): what a VMM reconnecting to a new backend
+// reads.
+class SharedRing {
+public:
+	SharedRing(OwnerProcess &owner)
+	{
+		auto word = [&] {
+			auto v = owner.next(30000ms);
+			if (!v)
+				throw std::runtime_error("owner child failed before it was ready");
+			return *v;
+		};
+		int memfd = static_cast<int>(word());
+		base_ = word();
+		base_ |= uint64_t{ word() } << 32;
+		desc_ = word();
+		used_ = word();
+		num_ = static_cast<uint16_t>(word());
+		call_ = owner.take_fd(static_cast<int>(word()));
+		auto fd = owner.take_fd(memfd);
+		struct stat st;
+		vblk::check(::fstat(fd.get(), &st), "fstat memfd");
+		map_ = vblk::Mmap::map(static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED,
+				       fd.get());
+	}
+
+	// In the child: what the constructor above reads.
+	static void report(vblk::BlkDriver &d, const OwnerProcess::Report &report)
+	{
+		uint64_t base = d.memory().base();
+		auto a = d.queue(0).addresses();
+		report(static_cast<uint32_t>(d.memory().fd()));
+		report(static_cast<uint32_t>(base));
+		report(static_cast<uint32_t>(base >> 32));
+		report(static_cast<uint32_t>(a.desc - base));
+		report(static_cast<uint32_t>(a.used - base));
+		report(d.queue(0).size());
+		report(static_cast<uint32_t>(d.queue(0).call_fd().fd()));
+	}
+
+	uint16_t used_idx() const
+	{
+		return __atomic_load_n(reinterpret_cast<const uint16_t *>(map_.bytes() + used_ + 2),
+				       __ATOMIC_ACQUIRE);
+	}
+	vblk::VringUsedElem used(uint16_t i) const
+	{
+		vblk::VringUsedElem e;
+		std::memcpy(&e, map_.bytes() + used_ + 4 + (i % num_) * sizeof(e), sizeof(e));
+		return e;
+	}
+	uint16_t num() const { return num_; }
+	// The status byte of the chain at `head`: its last descriptor's last byte.
+	uint8_t status(uint32_t head) const
+	{
+		const auto *table = reinterpret_cast<const vblk::VringDesc *>(map_.bytes() + desc_);
+		const vblk::VringDesc *d = &table[head % num_];
+		for (unsigned n = 0; (d->flags & vblk::desc_f_next) && n < num_; n++)
+			d = &table[d->next % num_];
+		return map_.bytes()[d->addr + d->len - 1 - base_];
+	}
+	// Whether the call eventfd was signalled since the child last read it.
+	bool signalled() const
+	{
+		struct pollfd p = { .fd = call_.get(), .events = POLLIN, .revents = 0 };
+		return ::poll(&p, 1, 0) == 1;
+	}
+	// Every used entry once: heads unique and in range, status OK.
+	void assert_used_once(unsigned n) const
+	{
+		ASSERT_EQ(used_idx(), n);
+		std::vector<bool> seen(num_);
+		for (uint16_t i = 0; i < n; i++) {
+			auto e = used(i);
+			ASSERT_LT(e.id, num_);
+			ASSERT_FALSE(seen[e.id]);
+			seen[e.id] = true;
+			ASSERT_EQ(status(e.id), VIRTIO_BLK_S_OK);
+		}
+	}
+
+private:
+	vblk::Mmap map_;
+	vblk::UniqueFd call_;
+	uint64_t base_ = 0;
+	uint32_t desc_ = 0, used_ = 0;
+	uint16_t num_ = 0;
+};
+
+// In the owner child: queues the writes and waits until the device took
+// them all (in flight, or completed if the backend was quick).
+std::unique_ptr<vblk::BlkDriver> owner_death_queue_writes(const Backend &b, uint64_t seed)
+{
+	auto d = attached_driver(b, 1, 128);
+	for (unsigned i = 0; i < owner_death_writes; i++) {
+		uint64_t s = owner_death_sector + i * 8;
+		d->submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed)), false);
+	}
+	d->kick(0);
+	for (int ms = 0; ms < 30000; ms++) {
+		auto st = d->stats(0);
+		if (st.inflight + st.requests[VHOST_BLK_STAT_OUT] == owner_death_writes)
+			return d;
+		std::this_thread::sleep_for(1ms);
+	}
+	throw std::runtime_error("the device did not take the writes within 30 s");
+}
+
+std::vector<uint8_t> owner_death_prefill(const Backend &b, uint64_t seed)
+{
+	auto old = pattern(owner_death_writes * 4096, owner_death_sector, seed ^ 0xdead);
+	b.write_direct(owner_death_sector * 512, old);
+	return pattern(owner_death_writes * 4096, owner_death_sector, seed);
+}
+
+} // namespace
+
+TEST_TIMEOUT(owner_death_reports_every_request_in_flight_exactly_once, 120)
+{
+	// The owner SIGKILLed with writes in flight on a slow disk: release
+	// writes their status bytes and used entries through the owner's
+	// memory (still mapped, the core holds the mm) and signals the call
+	// eventfd, so a VMM reconnecting to a new owner (base = used->idx)
+	// loses and repeats nothing.
+	auto b = Backend::open(env_delay);
+	uint64_t seed = ktap::seed();
+	auto expect = owner_death_prefill(b, seed);
+	OwnerProcess owner([&](const OwnerProcess::Report &report) {
+		auto d = owner_death_queue_writes(b, seed);
+		SharedRing::report(*d, report);
+	});
+	SharedRing ring(owner);
+	uint16_t before = ring.used_idx();
+	auto took = owner.kill(30000ms);
+	ASSERT_TRUE(took.has_value());
+	ktap::diag(std::to_string(owner_death_writes - before) + " of " +
+		   std::to_string(owner_death_writes) + " writes in flight at SIGKILL, reaped after " +
+		   std::to_string(took->count()) + " ms");
+	// dm-delay holds each write 300 ms; the child reported once all were taken.
+	ASSERT_LT(before, owner_death_writes);
+	ring.assert_used_once(owner_death_writes);
+	ASSERT_TRUE(ring.signalled());
+	ASSERT_BYTES_EQ(b.read_direct(owner_death_sector * 512, expect.size()), expect);
+}
+
+TEST_TIMEOUT(killed_owner_with_nothing_in_flight_leaves_the_used_ring_as_it_was, 120)
+{
+	auto b = Backend::open(env_delay);
+	uint64_t seed = ktap::seed() + 1;
+	auto expect = owner_death_prefill(b, seed);
+	OwnerProcess owner([&](const OwnerProcess::Report &report) {
+		auto d = owner_death_queue_writes(b, seed);
+		size_t done = 0;
+		while (done < owner_death_writes) {
+			auto got = d->poll(0, 1, 30000ms);
+			if (got.empty())
+				throw std::runtime_error("writes did not complete");
+			done += got.size();
+		}
+		SharedRing::report(*d, report);
+	});
+	SharedRing ring(owner);
+	ring.assert_used_once(owner_death_writes);
+	std::vector<vblk::VringUsedElem> before;
+	for (uint16_t i = 0; i < ring.num(); i++)
+		before.push_back(ring.used(i));
+	ASSERT_TRUE(owner.kill(30000ms).has_value());
+	ring.assert_used_once(owner_death_writes);
+	for (uint16_t i = 0; i < ring.num(); i++) {
+		ASSERT_EQ(ring.used(i).id, before[i].id);
+		ASSERT_EQ(ring.used(i).len, before[i].len);
+	}
+	ASSERT_BYTES_EQ(b.read_direct(owner_death_sector * 512, expect.size()), expect);
+	assert_device_usable(b);
 }
