@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "bridge/disk.hpp"
+#include "bridge/restart.hpp"
 
 #include <vblk/error.hpp>
 
@@ -21,6 +22,7 @@ Disk::Disk(DiskOptions opts, device::Backend backend, uint64_t kernel_features,
 	ctx_.offered_features = bridge::offered_features(kernel_features, ctx_.info, ctx_.params);
 	ctx_.plan = &plan_;
 	ctx_.log = std::move(log);
+	ctx_.claim = [this] { return claim_exclusive(backend_.fd(), claim_wait, ctx_.log); };
 }
 
 Disk::~Disk()

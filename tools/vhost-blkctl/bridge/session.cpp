@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "bridge/session.hpp"
+#include "bridge/restart.hpp"
 
 #include <vblk/error.hpp>
 
 #include <cstddef>
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace bridge {
 
@@ -39,6 +42,7 @@ Session::Session(const DiskContext &ctx, device::DeviceFactory factory)
 {
 	dev_ = factory_();
 	rings_.resize(ctx_.params.queues);
+	calls_.resize(ctx_.params.queues);
 }
 
 Session::~Session()
@@ -109,10 +113,71 @@ void Session::maybe_start(unsigned index)
 		return;
 	if (ctx_.params.poll_us)
 		dev_->set_vring_busyloop_timeout(index, ctx_.params.poll_us);
-	dev_->attach_ring(index, ctx_.backend_fd);
+	// ---- restart: claim the disk before the first ring runs ----
+	bool running = false;
+	for (const Ring &o : rings_)
+		running = running || o.started;
+	bool rebased;
+	if (!running && ctx_.claim) {
+		rebased = attach_first(index);
+	} else {
+		rebased = rebase(index);
+		dev_->attach_ring(index, ctx_.backend_fd);
+	}
+	r.base.reset();
+	r.signal_pending = rebased;
+	// ---- end restart ----
 	r.started = true;
 	ctx_.log("vq " + std::to_string(index) + ": started");
+	signal_after_rebase(index);
 }
+
+// ---- restart (bridge/restart.hpp) ----
+
+// The kernel holds the exclusive file from here while any ring runs; our
+// copy closes on return.  Rebases under the claim: the previous owner's
+// device has reported everything by the time the claim succeeds.
+bool Session::attach_first(unsigned index)
+{
+	vblk::UniqueFd claimed = ctx_.claim();
+	bool rebased = rebase(index);
+	dev_->attach_ring(index, claimed.get());
+	return rebased;
+}
+
+bool Session::rebase(unsigned index)
+{
+	Ring &r = rings_[index];
+	if (!r.base)
+		return false;
+	uint64_t used = mem_.to_daemon(r.addr.used_user_addr, used_bytes(r.num), "used ring");
+	uint16_t used_idx = __atomic_load_n(reinterpret_cast<const uint16_t *>(used + 2),
+					    __ATOMIC_ACQUIRE);
+	auto base = stale_base(*r.base, used_idx, r.num);
+	if (!base)
+		return false;
+	ctx_.log("vq " + std::to_string(index) + ": base " + std::to_string(*r.base) +
+		 " is behind the used index " + std::to_string(*base) +
+		 " (the previous backend died with requests in flight): starting from " +
+		 std::to_string(*base));
+	dev_->set_vring_base(index, *base);
+	return true;
+}
+
+// QEMU sets the call eventfd after the kick that starts the ring: the
+// signal waits for it.
+void Session::signal_after_rebase(unsigned index)
+{
+	Ring &r = rings_[index];
+	if (!r.signal_pending || !calls_[index])
+		return;
+	r.signal_pending = false;
+	uint64_t one = 1;
+	if (::write(calls_[index].get(), &one, sizeof(one)) != sizeof(one))
+		ctx_.log("vq " + std::to_string(index) + ": cannot signal the call eventfd");
+}
+
+// ---- end restart ----
 
 void Session::stop_ring(unsigned index)
 {
@@ -154,6 +219,8 @@ void Session::reset(bool keep_owner)
 	dev_ = std::move(fresh);	// closes the old device
 	mem_ = MemoryTable();
 	rings_.assign(ctx_.params.queues, Ring());
+	calls_.clear();
+	calls_.resize(ctx_.params.queues);
 	features_ = 0;
 	features_set_ = false;
 	wce_ = ctx_.info.write_cache;
@@ -286,6 +353,7 @@ std::optional<Message> Session::dispatch(Message &m)
 			throw SessionError("SET_VRING_BASE: vq " + std::to_string(s.index) +
 					   " is running");
 		dev_->set_vring_base(s.index, s.num);
+		r.base = static_cast<uint16_t>(s.num);
 		return std::nullopt;
 	}
 	case Request::set_vring_addr: {
@@ -322,9 +390,11 @@ std::optional<Message> Session::dispatch(Message &m)
 		auto f = vhost_user::parse_vring_file(m);
 		ring(m, f.index);
 		int fd = f.has_fd ? m.fds[0].get() : -1;
-		if (m.req() == Request::set_vring_call)
+		if (m.req() == Request::set_vring_call) {
 			dev_->set_vring_call(f.index, fd);
-		else
+			calls_[f.index] = vblk::UniqueFd(fd >= 0 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1);
+			signal_after_rebase(f.index);
+		} else
 			dev_->set_vring_err(f.index, fd);
 		return std::nullopt;
 	}

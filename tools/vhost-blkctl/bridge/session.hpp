@@ -12,6 +12,8 @@
 #include "device/device.hpp"
 #include "vhost_user/message.hpp"
 
+#include <vblk/fd.hpp>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -46,6 +48,10 @@ struct DiskContext {
 	uint64_t offered_features = 0;	// without VHOST_USER_F_PROTOCOL_FEATURES
 	const WorkerPlan *plan = nullptr;
 	Logger log;
+	// Restart without loss (bridge/restart.hpp): a fresh O_EXCL open of
+	// the backend for a session's first running ring.  Unset: backend_fd
+	// is attached as it is.
+	std::function<vblk::UniqueFd()> claim;
 };
 
 class Session {
@@ -89,6 +95,9 @@ private:
 		bool kick_set = false;
 		bool enabled = true;
 		bool started = false;
+		// Restart: the frontend's SET_VRING_BASE, checked at the next start.
+		std::optional<uint16_t> base;
+		bool signal_pending = false;	// rebased, call eventfd not signalled yet
 	};
 
 	std::optional<vhost_user::Message> dispatch(vhost_user::Message &m);
@@ -100,6 +109,10 @@ private:
 	void stop_ring(unsigned index);
 	void reset(bool keep_owner);
 	void take_ownership();
+	// Restart: claims the disk and rebases a ring whose base is stale.
+	bool attach_first(unsigned index);
+	bool rebase(unsigned index);
+	void signal_after_rebase(unsigned index);
 
 	void set_features(uint64_t f);
 	void set_mem_table(vhost_user::Message &m);
@@ -117,6 +130,9 @@ private:
 	std::vector<Ring> rings_;
 	WorkerSet workers_;
 	device::DeviceFactory factory_;
+	// Restart: our copy of each ring's call eventfd, to signal once after
+	// a rebase (completions whose interrupt went to the dead backend).
+	std::vector<vblk::UniqueFd> calls_;
 };
 
 } // namespace bridge
