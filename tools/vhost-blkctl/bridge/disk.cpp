@@ -23,6 +23,15 @@ Disk::Disk(DiskOptions opts, device::Backend backend, uint64_t kernel_features,
 	ctx_.plan = &plan_;
 	ctx_.log = std::move(log);
 	ctx_.claim = [this] { return claim_exclusive(backend_.fd(), claim_wait, ctx_.log); };
+	// Say so now if the disk is claimed (mounted, another serve's rings):
+	// rings wait for it rather than failing the start.
+	try {
+		claim_exclusive(backend_.fd(), std::chrono::milliseconds(0), {});
+	} catch (const Rejected &) {
+		ctx_.log("the block device is claimed exclusively now (mounted, in use, or another "
+			 "serve's rings): rings start once it is free");
+	} catch (const std::exception &) {
+	}
 }
 
 Disk::~Disk()

@@ -63,7 +63,11 @@ bool device_read_only(const std::string &path)
 Backend Backend::open(const std::string &path, bool read_only)
 {
 	read_only = read_only || device_read_only(path);
-	vblk::UniqueFd fd = vblk::UniqueFd::open(path, (read_only ? O_RDONLY : O_RDWR) | O_EXCL);
+	// Shared, not O_EXCL: the exclusive claim is a running ring's, made
+	// for each start (bridge/restart.hpp), so that two serves of one disk
+	// can coexist while only one runs rings (local migration) and a new
+	// serve can start while the old one's device still completes.
+	vblk::UniqueFd fd = vblk::UniqueFd::open(path, read_only ? O_RDONLY : O_RDWR);
 	struct stat st;
 	vblk::check(::fstat(fd.get(), &st), "stat " + path);
 	if (!S_ISBLK(st.st_mode))
