@@ -8,7 +8,9 @@
 # and a busybox initramfs whose init (guest-init.sh) checks /dev/vda's size
 # and serial, writes and reads back a pattern, does I/O while this script
 # changes workers and the vq->worker map, and, when e2fsprogs can be
-# packed, runs mkfs.ext4 + fsck + a file write/read-back.  Output is KTAP.
+# packed, runs mkfs.ext4 + fsck + a file write/read-back, and finally a
+# write/read loop during which serve is killed (-9) and restarted three
+# times (QEMU reconnects: chardev reconnect=1).  Output is KTAP.
 #
 #   vhost_user_blk.sh [--blkctl PATH] [--timeout SECS]
 #
@@ -47,7 +49,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 note() { echo "# [$(elapsed)s] $*"; echo "e2e: $*" > /dev/kmsg 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..15"
+echo "1..17"
 for x in "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend"; do
 	if [ ! -e "$x" ]; then
 		echo "# SKIP missing prerequisite $x"
@@ -85,14 +87,18 @@ t "guest initramfs built ($(du -k $W/initrd.gz | cut -f1) KiB)" $?
 
 # --- serve -------------------------------------------------------------------
 note "starting vhost-blkctl serve on $backend"
-"$blkctl" serve --backend "$backend" --socket $W/vblk.sock --name $NAME --serial $SERIAL \
-	--queues $QUEUES --workers 1 > $W/serve.log 2>&1 &
-serve_pid=$!
-i=0
-while [ ! -S $W/vblk.sock ] && [ $i -lt 100 ] && kill -0 $serve_pid 2>/dev/null; do
-	sleep 0.1; i=$((i + 1))
-done
-[ -S $W/vblk.sock ]
+start_serve() {	# the restarts below append to the same log
+	"$blkctl" serve --backend "$backend" --socket $W/vblk.sock --name $NAME --serial $SERIAL \
+		--queues $QUEUES --workers 1 >> $W/serve.log 2>&1 &
+	serve_pid=$!
+	i=0
+	while [ ! -S $W/vblk.sock ] && [ $i -lt 100 ] && kill -0 $serve_pid 2>/dev/null; do
+		sleep 0.1; i=$((i + 1))
+	done
+	[ -S $W/vblk.sock ]
+}
+: > $W/serve.log
+start_serve
 t "serve listens on the vhost-user socket" $? "$(tail -3 $W/serve.log)"
 "$blkctl" list > $W/list.txt 2>&1
 grep -q "^$NAME .*waiting" $W/list.txt
@@ -189,8 +195,10 @@ t "assign --policy per-vq" $? "$(head -3 $W/status-pv.txt)"
 [ $? = 5 ]
 t "assign to a vq out of range is refused with exit status 5" $? "$(cat $W/assign-bad.txt)"
 
-wait_for "E2E-RESULT:"
-note "guest finished"
+# The guest's last phase; the counters below are this serve's, which the
+# restarts replace.
+wait_for "E2E: restart start"
+note "guest finished its checks"
 "$blkctl" status $NAME --json > $W/status-end.json 2>&1
 "$blkctl" status $NAME > $W/status-end.txt 2>&1
 rc=0
@@ -206,6 +214,45 @@ assert reads > 0 and writes > 0 and ids > 0 and errs == 0
 assert all(v["requests"]["in"] + v["requests"]["out"] > 0 for v in s["vqs"]), "a vq saw no I/O"
 PY
 t "status --json counts the guest's reads, writes and GET_ID, no errors" $rc
+
+# ---- restart: kill -9 serve three times while the guest writes and verifies
+count() { grep -c "$1" "$2" 2>/dev/null; }
+wait_count() {	# wait_count PATTERN FILE N: until FILE has N lines matching
+	while [ "$(count "$1" "$2")" -lt "$3" ]; do
+		kill -0 $qemu_pid 2>/dev/null || return 1
+		[ "$(date +%s)" -lt $deadline ] || return 1
+		sleep 0.2
+	done
+}
+rs0=$(date +%s)
+deadline=$((rs0 + timeout))	# the restart phase's own
+rc=0
+wait_count "^E2E: restart round" $W/guest.log 1 || rc=1
+for k in 1 2 3; do
+	[ $rc = 0 ] || break
+	rounds=$(count "^E2E: restart round" $W/guest.log)
+	starts=$(count "vq 0: started" $W/serve.log)
+	kill -9 $serve_pid
+	wait $serve_pid 2>/dev/null
+	note "restart $k: serve killed during round $((rounds + 1)), starting a new one"
+	start_serve || { rc=1; break; }
+	# QEMU reconnected and started the ring on the new serve, and the
+	# guest completed two more rounds through it.
+	wait_count "vq 0: started" $W/serve.log $((starts + 1)) || { rc=1; break; }
+	wait_count "^E2E: restart round" $W/guest.log $((rounds + 2)) || rc=1
+done
+t "restart: serve killed -9 three times mid-I/O, QEMU reconnected to each new serve" $rc \
+	"$(tail -3 $W/serve.log | tr '\n' ' ')"
+note "restart: $(count 'behind the used index' $W/serve.log) ring(s) rebased, $(count 'block device busy' $W/serve.log) claim(s) waited; $(( $(date +%s) - rs0 )) s"
+# Tell the guest to stop: a marker at its block $go (64 KiB blocks).
+printf 'E2E-GO\n' > $W/go
+dd if=$W/go of="$backend" bs=64k seek=8000 count=1 conv=sync,notrunc oflag=direct 2>/dev/null
+wait_for "E2E-RESULT:"
+grep -q "E2E-CHECK ok restart_every_block_reads_back" $W/guest.log &&
+	grep -q "E2E-CHECK ok restart_no_io_errors" $W/guest.log
+t "restart: every block the guest wrote reads back, no I/O error in the guest" $? \
+	"$(grep -E 'E2E-CHECK .* restart|E2E: restart .*(failed|mismatch|differs)' $W/guest.log | head -5 | tr '\n' ' ')"
+note "guest finished"
 
 grep '^E2E' $W/guest.log | sed 's/^/# guest: /'
 grep -q "E2E-RESULT: PASS" $W/guest.log
