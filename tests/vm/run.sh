@@ -65,8 +65,10 @@ module=${VHOST_BLK_KO:-$module}
 # first.  Debian's image package has no modules.dep (depmod makes it at
 # install time), so each module's own "depends" field is read.  Parameters
 # for a module go in init's insmod loop.
+# crc32c_generic: libcrc32c (ext4, xfs) needs the crc32c algorithm, a
+# softdep that modinfo's "depends" does not list.
 want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod dm_flakey dm_delay
-      zram
+      zram crc32c_generic ext4 xfs
       "${extra_mods[@]}")
 
 declare -A modpath=() loaded=()
