@@ -40,6 +40,7 @@ inline constexpr const char *env_delay = "VBLK_DELAY";	     // dm-delay: all I/O
 // Mounted filesystems for regular-file backends (tests/vm/init).
 inline constexpr const char *env_ext4_dir = "VBLK_EXT4_DIR";  // ext4, 192 MiB, on loop over tmpfs
 inline constexpr const char *env_xfs_dir = "VBLK_XFS_DIR";    // xfs, 320 MiB, on loop over tmpfs
+inline constexpr const char *env_tmpfs_dir = "VBLK_TMPFS_DIR"; // tmpfs (direct I/O by copying)
 // How late VBLK_DELAY completes every request (tests/vm/init).
 inline constexpr auto delay_latency = std::chrono::milliseconds(300);
 
