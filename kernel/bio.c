@@ -61,6 +61,8 @@ void vhost_blk_req_release(struct vhost_blk_req *req)
 {
 	req->bvq->inflight_bytes -= req->cost;
 	req->cost = 0;
+	if (req->bvec)
+		vhost_blk_file_release(req);
 	if (req->bounce)
 		vhost_blk_free_bounce(req);
 	kfree(req->log);
@@ -93,15 +95,17 @@ static int vhost_blk_save_iov(struct vhost_blk_req *req, struct iov_iter *iter)
 	return 0;
 }
 
-static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
-			       struct block_device *bdev, sector_t sector,
-			       struct iov_iter *iter, blk_opf_t opf)
+/*
+ * Allocates the bounce pages for the iov_iter_count(iter) bytes of a request
+ * and, for a write, copies the guest's data in;
+ * for a read, keeps the guest iovecs to copy back to on completion.  Shared
+ * with file.c.
+ */
+int vhost_blk_bounce_fill(struct vhost_blk_req *req, struct iov_iter *iter,
+			  bool write)
 {
 	size_t left = iov_iter_count(iter);
-	unsigned int nr = DIV_ROUND_UP(left, PAGE_SIZE), i = 0;
-	bool write = op_is_write(opf);
-	struct bio *bio = NULL;
-	int ret;
+	unsigned int nr = DIV_ROUND_UP(left, PAGE_SIZE), i;
 
 	req->bounce = kvcalloc(nr, sizeof(*req->bounce), GFP_KERNEL_ACCOUNT);
 	if (!req->bounce)
@@ -115,21 +119,31 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 		req->bvq->bounce_bytes += PAGE_SIZE;
 	}
 
-	if (write) {
-		for (i = 0; i < nr; i++) {
-			size_t len = min_t(size_t, left - i * PAGE_SIZE,
-					   PAGE_SIZE);
-
-			if (copy_page_from_iter(req->bounce[i], 0, len,
-						iter) != len)
-				return -EFAULT;
-		}
-	} else {
-		ret = vhost_blk_save_iov(req, iter);
-		if (ret)
-			return ret;
+	if (!write) {
 		req->bounce_read = true;
+		return vhost_blk_save_iov(req, iter);
 	}
+	for (i = 0; i < nr; i++) {
+		size_t len = min_t(size_t, left - i * PAGE_SIZE, PAGE_SIZE);
+
+		if (copy_page_from_iter(req->bounce[i], 0, len, iter) != len)
+			return -EFAULT;
+	}
+	return 0;
+}
+
+static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
+			       struct block_device *bdev, sector_t sector,
+			       struct iov_iter *iter, blk_opf_t opf)
+{
+	size_t left = iov_iter_count(iter);
+	unsigned int nr = DIV_ROUND_UP(left, PAGE_SIZE), i;
+	struct bio *bio = NULL;
+	int ret;
+
+	ret = vhost_blk_bounce_fill(req, iter, op_is_write(opf));
+	if (ret)
+		return ret;
 
 	/*
 	 * len is a multiple of the logical block size and so is PAGE_SIZE,

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * vhost-blk internals shared by the device (device.c), the request path
- * (request.c), bio submission (bio.c), completion (completion.c) and the
- * legacy worker ioctl (workers.c).
+ * (request.c), bio submission (bio.c), regular-file submission (file.c),
+ * completion (completion.c) and the legacy worker ioctl (workers.c).
  *
  * Lock order: vhost_blk.dev.mutex -> vhost_virtqueue.mutex
  */
@@ -14,6 +14,7 @@
 #include <linux/spinlock.h>
 #include <linux/uio.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/vhost_blk.h>
 
 #include "vhost.h"
@@ -83,6 +84,17 @@ struct vhost_blk_req {
 	struct vhost_log status_log;
 	struct vhost_log *log;
 	unsigned int log_num;
+
+	/* file.c: the request of a regular-file backend. */
+	struct kiocb iocb;		/* ki_filp: the file, also for file_work */
+	struct bio_vec *bvec;		/* pinned guest pages or bounce pages */
+	unsigned int nr_bvec;
+	bool pinned;			/* bvec pages are pinned guest pages */
+	bool pinned_dirty;		/* dirty them on unpin (reads) */
+	u32 range_type;			/* DISCARD or WRITE_ZEROES */
+	struct virtio_blk_discard_write_zeroes *segs;	/* for file_work */
+	unsigned int nseg;
+	struct work_struct file_work;	/* fsync or fallocate */
 };
 
 struct vhost_blk_vq {
@@ -127,6 +139,14 @@ struct vhost_blk {
 	/* Protected by dev.mutex. */
 	struct file *backend;		/* held while any ring is attached */
 	unsigned int attached;		/* rings with the backend attached */
+	/*
+	 * Set with backend, read by the rings while it is attached: a
+	 * regular file (file.c) instead of a block device (bio.c), its
+	 * logical block size in bytes and guest buffer alignment mask.
+	 */
+	bool file;
+	unsigned int file_lbs;
+	unsigned int file_dma_mask;
 
 	spinlock_t serial_lock;		/* GET_ID never sees half a serial */
 	char serial[VIRTIO_BLK_ID_BYTES];	/* protected by serial_lock */
@@ -155,6 +175,27 @@ void vhost_blk_submit_ranges(struct vhost_blk_req *req, struct file *backend,
 			     const struct virtio_blk_discard_write_zeroes *segs,
 			     unsigned int nseg);
 void vhost_blk_req_release(struct vhost_blk_req *req);
+int vhost_blk_bounce_fill(struct vhost_blk_req *req, struct iov_iter *iter,
+			  bool write);
+
+/* file.c */
+int vhost_blk_file_check(struct file *file, unsigned int *lbs,
+			 unsigned int *dma_mask);
+u64 vhost_blk_file_nr_sectors(struct vhost_blk *blk, struct file *file);
+bool vhost_blk_file_needs_bounce(struct vhost_blk *blk, struct iov_iter *iter);
+void vhost_blk_file_rw(struct vhost_blk_req *req, struct file *file,
+		       sector_t sector, struct iov_iter *iter, bool write,
+		       bool bounce);
+void vhost_blk_file_flush(struct vhost_blk_req *req, struct file *file);
+unsigned int vhost_blk_file_range_limit(struct vhost_blk *blk,
+					struct file *file, u32 type);
+void vhost_blk_file_ranges(struct vhost_blk_req *req, struct file *file,
+			   u32 type,
+			   const struct virtio_blk_discard_write_zeroes *segs,
+			   unsigned int nseg);
+void vhost_blk_file_release(struct vhost_blk_req *req);
+int vhost_blk_file_init(void);
+void vhost_blk_file_exit(void);
 
 /* completion.c */
 void vhost_blk_bio_end_io(struct bio *bio);

@@ -206,20 +206,34 @@ static void vhost_blk_detach_all(struct vhost_blk *blk, bool report)
 	vhost_blk_put_backend(blk);
 }
 
-static int vhost_blk_check_backend(struct vhost_blk *blk, struct file *file)
+/*
+ * A block device, or a regular file opened with O_DIRECT (file.c, which
+ * also finds its logical block size and buffer alignment).
+ */
+static int vhost_blk_check_backend(struct vhost_blk *blk, struct file *file,
+				   unsigned int *lbs, unsigned int *dma_mask)
 {
-	struct block_device *bdev;
+	struct inode *inode = file_inode(file);
+	bool reg = S_ISREG(inode->i_mode);
 	bool ro;
+	int ret;
 
-	if (!S_ISBLK(file_inode(file)->i_mode))
+	if (reg) {
+		ret = vhost_blk_file_check(file, lbs, dma_mask);
+		if (ret)
+			return ret;
+	} else if (!S_ISBLK(inode->i_mode)) {
 		return -ENOTBLK;
-	bdev = file_bdev(file);
-	if (blk->backend && file_bdev(blk->backend) != bdev)
+	}
+	if (blk->backend &&
+	    (reg != blk->file ||
+	     (reg ? file_inode(blk->backend) != inode :
+		    file_bdev(blk->backend) != file_bdev(file))))
 		return -EBUSY;
 	ro = vhost_blk_acked(blk, VIRTIO_BLK_F_RO);
 	if (!ro && !(file->f_mode & FMODE_WRITE))
 		return -EBADF;
-	if (!ro && bdev_read_only(bdev))
+	if (!ro && (reg ? IS_RDONLY(inode) : bdev_read_only(file_bdev(file))))
 		return -EROFS;
 	return 0;
 }
@@ -229,6 +243,7 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 {
 	struct vhost_vring_file backend;
 	unsigned int first = 0, last = blk->nvqs - 1, i;
+	unsigned int lbs = 0, dma_mask = 0;
 	bool one = false;
 	struct file *file;
 	long ret;
@@ -265,11 +280,16 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 		ret = -EBADF;
 		goto out_unlock;
 	}
-	ret = vhost_blk_check_backend(blk, file);
+	ret = vhost_blk_check_backend(blk, file, &lbs, &dma_mask);
 	if (ret)
 		goto out_fput;
-	if (!blk->backend)
+	if (!blk->backend) {
 		blk->backend = get_file(file);
+		/* Fixed until the last ring lets go of it. */
+		blk->file = S_ISREG(file_inode(file)->i_mode);
+		blk->file_lbs = lbs;
+		blk->file_dma_mask = dma_mask;
+	}
 
 	for (i = first; i <= last; i++) {
 		ret = vhost_blk_attach_vq(blk, &blk->vqs[i]);
@@ -700,8 +720,11 @@ static struct miscdevice vhost_blk_misc = {
 
 static int __init vhost_blk_init(void)
 {
-	int ret = misc_register(&vhost_blk_misc);
+	int ret = vhost_blk_file_init();
 
+	if (ret)
+		return ret;
+	ret = misc_register(&vhost_blk_misc);
 	/*
 	 * No fallback to a dynamic minor: the static /dev/vhost-blk node made
 	 * from modules.devname would still be 10:VHOST_BLK_MINOR, so a VMM
@@ -711,6 +734,8 @@ static int __init vhost_blk_init(void)
 	if (ret == -EBUSY)
 		pr_err("vhost-blk: misc minor %d is already registered (see /proc/misc); not loading\n",
 		       VHOST_BLK_MINOR);
+	if (ret)
+		vhost_blk_file_exit();
 	return ret;
 }
 module_init(vhost_blk_init);
@@ -718,6 +743,7 @@ module_init(vhost_blk_init);
 static void __exit vhost_blk_exit(void)
 {
 	misc_deregister(&vhost_blk_misc);
+	vhost_blk_file_exit();
 }
 module_exit(vhost_blk_exit);
 

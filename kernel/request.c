@@ -5,7 +5,8 @@
  * A guest kick runs vhost_blk_handle_kick() on the ring's vhost worker.  It
  * takes descriptor chains off the avail ring, checks every guest-supplied
  * value (layout, direction, type, sector range, alignment, segment lists)
- * and hands valid requests to bio.c.  Requests that fail here never reach
+ * and hands valid requests to bio.c, or to file.c for a regular-file
+ * backend (chosen at VHOST_BLK_SET_BACKEND: blk->file).  Requests that fail here never reach
  * the block device: they are completed at once through the same completion
  * list as bio-backed requests (completion.c), so the guest sees one used
  * ring update and one signal per batch either way.
@@ -24,9 +25,20 @@
 
 bool vhost_blk_ro(struct vhost_virtqueue *vq, struct file *backend)
 {
-	return vhost_has_feature(vq, VIRTIO_BLK_F_RO) ||
-	       !(backend->f_mode & FMODE_WRITE) ||
-	       bdev_read_only(file_bdev(backend));
+	if (vhost_has_feature(vq, VIRTIO_BLK_F_RO) ||
+	    !(backend->f_mode & FMODE_WRITE))
+		return true;
+	if (to_bvq(vq)->blk->file)
+		return IS_RDONLY(file_inode(backend));
+	return bdev_read_only(file_bdev(backend));
+}
+
+/* The backend's logical block size in bytes. */
+static unsigned int vhost_blk_lbs(struct vhost_blk *blk, struct file *backend)
+{
+	if (blk->file)
+		return blk->file_lbs;
+	return bdev_logical_block_size(file_bdev(backend));
 }
 
 /*
@@ -48,10 +60,12 @@ void vhost_blk_ring_error(struct vhost_blk_vq *bvq)
  * Is [sector, sector + nr) inside the device and aligned to its logical
  * block size?  Sectors are always 512 bytes in virtio-blk.
  */
-static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector, u64 nr)
+static bool vhost_blk_range_ok(struct vhost_blk *blk, struct file *backend,
+			       u64 sector, u64 nr)
 {
-	u64 mask = (bdev_logical_block_size(bdev) >> SECTOR_SHIFT) - 1;
-	u64 capacity = bdev_nr_sectors(bdev);
+	u64 mask = (vhost_blk_lbs(blk, backend) >> SECTOR_SHIFT) - 1;
+	u64 capacity = blk->file ? vhost_blk_file_nr_sectors(blk, backend) :
+				   bdev_nr_sectors(file_bdev(backend));
 
 	if ((sector | nr) & mask)
 		return false;
@@ -92,7 +106,7 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 			u64 sector, struct iov_iter *iter, bool write)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
-	struct block_device *bdev = file_bdev(backend);
+	struct vhost_blk *blk = bvq->blk;
 	size_t len = iov_iter_count(iter);
 	bool bounce;
 
@@ -101,8 +115,8 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 		goto err;
 	/* The length is a 64-bit sum of guest lengths: bound it first. */
 	if (len > VHOST_BLK_MAX_REQUEST_BYTES ||
-	    len & (bdev_logical_block_size(bdev) - 1) ||
-	    !vhost_blk_range_ok(bdev, sector, len >> SECTOR_SHIFT))
+	    len & (vhost_blk_lbs(blk, backend) - 1) ||
+	    !vhost_blk_range_ok(blk, backend, sector, len >> SECTOR_SHIFT))
 		goto err;
 
 	if (!len) {
@@ -112,7 +126,8 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 		return 0;
 	}
 
-	bounce = vhost_blk_needs_bounce(bdev, iter, write);
+	bounce = blk->file ? vhost_blk_file_needs_bounce(blk, iter) :
+		 vhost_blk_needs_bounce(file_bdev(backend), iter, write);
 	if (unlikely(bounce) &&
 	    vhost_blk_throttle(bvq, bvq->bounce_bytes, round_up(len, PAGE_SIZE),
 			       VHOST_BLK_RING_BOUNCE_BYTES))
@@ -124,7 +139,10 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 	req->bytes = len;
 	if (!write)
 		req->used_len = len + 1;
-	vhost_blk_submit_rw(req, backend, sector, iter, write, bounce);
+	if (blk->file)
+		vhost_blk_file_rw(req, backend, sector, iter, write, bounce);
+	else
+		vhost_blk_submit_rw(req, backend, sector, iter, write, bounce);
 	return 0;
 err:
 	vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
@@ -188,7 +206,7 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 			    u32 type, struct iov_iter *iter)
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
-	struct block_device *bdev = file_bdev(backend);
+	struct vhost_blk *blk = req->bvq->blk;
 	struct virtio_blk_discard_write_zeroes *segs;
 	size_t len = iov_iter_count(iter);
 	unsigned int nseg, limit, i;
@@ -202,7 +220,8 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 	/* Every kind of write fails alike on a read-only disk. */
 	if (vhost_blk_ro(vq, backend))
 		goto err;
-	limit = vhost_blk_range_limit(bdev, type);
+	limit = blk->file ? vhost_blk_file_range_limit(blk, backend, type) :
+			    vhost_blk_range_limit(file_bdev(backend), type);
 	if (!limit)
 		goto unsupp;
 	if (type == VIRTIO_BLK_T_WRITE_ZEROES)
@@ -237,7 +256,8 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 		 * the work inside submit_bio(), on this worker.
 		 */
 		total += nr;
-		if (total > limit || !vhost_blk_range_ok(bdev, sector, nr))
+		if (total > limit ||
+		    !vhost_blk_range_ok(blk, backend, sector, nr))
 			goto err_free;
 		req->bytes += (u64)nr << SECTOR_SHIFT;
 	}
@@ -249,7 +269,10 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 		return -EAGAIN;
 	}
 	vhost_blk_charge(req, req->bytes);
-	vhost_blk_submit_ranges(req, backend, type, segs, nseg);
+	if (blk->file)
+		vhost_blk_file_ranges(req, backend, type, segs, nseg);
+	else
+		vhost_blk_submit_ranges(req, backend, type, segs, nseg);
 	kfree(segs);
 	return 0;
 
@@ -393,7 +416,10 @@ static s64 vhost_blk_handle_req(struct vhost_blk_vq *bvq,
 		req->stat_type = VHOST_BLK_STAT_FLUSH;
 		if (out_len || in_len)
 			goto malformed;
-		vhost_blk_submit_flush(req, backend);
+		if (bvq->blk->file)
+			vhost_blk_file_flush(req, backend);
+		else
+			vhost_blk_submit_flush(req, backend);
 		return 0;
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:

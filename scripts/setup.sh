@@ -15,7 +15,7 @@ pkgs=(build-essential cmake pkg-config qemu-system-x86 qemu-utils busybox-static
       libcli11-dev nlohmann-json3-dev libgtest-dev googletest xz-utils cpio kmod
       # make sanitize: clang with libFuzzer, ASan and UBSan
       clang-14 libclang-rt-14-dev
-      perl e2fsprogs util-linux fio dmsetup liburing-dev python3-matplotlib
+      perl e2fsprogs xfsprogs util-linux fio dmsetup liburing-dev python3-matplotlib
       # QEMU with the vhost-blk device (scripts/qemu-build.sh)
       meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
       libaio-dev libcap-ng-dev libattr1-dev flex bison dpkg-dev rsync

@@ -76,6 +76,44 @@ Backend Backend::open(const char *env, int flags)
 	return b;
 }
 
+Backend Backend::file(const char *env_dir, uint64_t size, int flags)
+{
+	require_device();
+	const char *dir = std::getenv(env_dir);
+	if (!dir || !*dir)
+		SKIP(std::string(env_dir) + " not set (filesystem not provided)");
+	Backend b;
+	b.path_ = std::string(dir) + "/vblk-file-XXXXXX";
+	int fd = ::mkstemp(b.path_.data());
+	if (fd < 0)
+		SKIP(std::string(env_dir) + ": " + b.path_ + ": " + std::strerror(errno));
+	vblk::UniqueFd tmp(fd);
+	struct Unlink {
+		const std::string &p;
+		~Unlink() { ::unlink(p.c_str()); }
+	} unlink_at_end{ b.path_ };
+	vblk::check(::ftruncate(fd, static_cast<off_t>(size)), "ftruncate");
+	b.fd_ = vblk::UniqueFd::open(b.path_, flags);
+	b.direct_ = vblk::UniqueFd::open(b.path_, O_RDWR | O_DIRECT);
+	b.cached_ = vblk::UniqueFd::open(b.path_, O_RDWR);
+	b.size_ = size;
+	struct statx stx {};
+	vblk::check(::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx), "statx");
+	if ((stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align)
+		b.lbs_ = std::max<uint32_t>(stx.stx_dio_offset_align, 512);
+	return b;
+}
+
+std::vector<uint8_t> Backend::read_cached(uint64_t offset, size_t len) const
+{
+	std::vector<uint8_t> out(len);
+	ssize_t n = ::pread(cached_.get(), out.data(), len, static_cast<off_t>(offset));
+	vblk::check(n, "pread " + path_);
+	if (static_cast<size_t>(n) != len)
+		throw std::runtime_error("short read from " + path_);
+	return out;
+}
+
 std::optional<uint64_t> Backend::queue_attr(const std::string &attr) const
 {
 	struct stat st;

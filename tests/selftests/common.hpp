@@ -37,6 +37,10 @@ inline constexpr const char *env_fail = "VBLK_FAIL";	     // dm device whose I/O
 // zram, 4 KiB blocks: offloads WRITE_ZEROES (and discard), stable writes
 inline constexpr const char *env_zram = "VBLK_ZRAM";
 inline constexpr const char *env_delay = "VBLK_DELAY";	     // dm-delay: all I/O delay_latency late
+// Mounted filesystems for regular-file backends (tests/vm/init).
+inline constexpr const char *env_ext4_dir = "VBLK_EXT4_DIR";  // ext4, 192 MiB, on loop over tmpfs
+inline constexpr const char *env_xfs_dir = "VBLK_XFS_DIR";    // xfs, 320 MiB, on loop over tmpfs
+inline constexpr const char *env_tmpfs_dir = "VBLK_TMPFS_DIR"; // tmpfs (direct I/O by copying)
 // How late VBLK_DELAY completes every request (tests/vm/init).
 inline constexpr auto delay_latency = std::chrono::milliseconds(300);
 
@@ -51,6 +55,12 @@ class Backend {
 public:
 	// SKIPs when the variable is unset or the device cannot be opened.
 	static Backend open(const char *env, int flags = O_RDWR);
+	// A regular-file backend: a new sparse file of `size` bytes in the
+	// directory named by `env_dir`, opened with `flags` for attaching,
+	// with O_DIRECT for direct checks and buffered for the page cache;
+	// unlinked at once (the fds keep it).  logical_block_size() is its
+	// direct-I/O offset alignment (statx STATX_DIOALIGN).
+	static Backend file(const char *env_dir, uint64_t size, int flags = O_RDWR | O_DIRECT);
 
 	const std::string &path() const { return path_; }
 	int fd() const { return fd_.get(); }
@@ -62,10 +72,13 @@ public:
 
 	std::vector<uint8_t> read_direct(uint64_t offset, size_t len) const;
 	void write_direct(uint64_t offset, std::span<const uint8_t> data) const;
+	// Regular files: through the page cache (a buffered fd).
+	std::vector<uint8_t> read_cached(uint64_t offset, size_t len) const;
+	int cached_fd() const { return cached_.get(); }
 
 private:
 	std::string path_;
-	vblk::UniqueFd fd_, direct_;
+	vblk::UniqueFd fd_, direct_, cached_;
 	uint64_t size_ = 0;
 	uint32_t lbs_ = 512;
 };

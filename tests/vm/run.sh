@@ -68,6 +68,10 @@ module=${VHOST_BLK_KO:-$module}
 want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop dm_mod dm_flakey dm_delay
       zram
       "${extra_mods[@]}")
+# For the file-backend tests (crc32c_generic: libcrc32c needs the algorithm,
+# a softdep that "depends" does not list); a kernel without them (the debug kernel's
+# config) runs those tests on tmpfs only.
+optional=(crc32c_generic ext4 xfs)
 
 declare -A modpath=() loaded=()
 while IFS= read -r f; do
@@ -91,6 +95,13 @@ add_mod() {
 	order+=("$n")
 }
 for m in "${want[@]}"; do add_mod "$m"; done
+for m in "${optional[@]}"; do
+	if [ -n "${modpath[$m]:-}" ] || grep -q "/$m\.ko" "$moddir/modules.builtin"; then
+		add_mod "$m"
+	else
+		echo "run.sh: $m is not in this kernel: its file-backend tests will skip" >&2
+	fi
+done
 
 # Initramfs: busybox, the modules, the init script; cached by content.
 work=$build/vm

@@ -19,8 +19,11 @@
 /*
  * VHOST_BLK_SET_BACKEND: attach or detach the block device.
  *
- * struct vhost_vring_file.fd is a file descriptor of an open block device,
- * or -1 to detach.  struct vhost_vring_file.index selects the rings:
+ * struct vhost_vring_file.fd is a file descriptor of an open block device
+ * or of a regular file opened with O_DIRECT (a raw image: the device's
+ * logical block size is then the file's direct-I/O offset alignment,
+ * statx STATX_DIOALIGN, and its capacity i_size rounded down to it), or -1
+ * to detach.  struct vhost_vring_file.index selects the rings:
  *
  *   index == VHOST_BLK_BACKEND_ALL_VRINGS (0): the whole device, as the
  *	published QEMU vhost-blk patch uses it.  fd >= 0 attaches the block
@@ -35,14 +38,16 @@
  * no request.  Requests the guest adds while a ring is detached stay in the
  * avail ring until it is attached again.
  *
- * The device holds one block device at a time: attaching a different one
+ * The device holds one backend at a time: attaching a different one
  * while any ring is attached fails with EBUSY.  When the last ring is
  * detached the device drops its reference to the block device.
  *
  * The fd must be opened for writing unless VIRTIO_BLK_F_RO was negotiated
  * (EBADF otherwise); a block device that is itself read-only requires
- * VIRTIO_BLK_F_RO (EROFS otherwise).  Errors: ENOTBLK if fd is not a block
- * device, ENOBUFS for a ring index out of range, EFAULT/EINVAL when a ring
+ * VIRTIO_BLK_F_RO (EROFS otherwise).  Errors: ENOTBLK if fd is neither a
+ * block device nor a regular file, EINVAL for a regular file opened without
+ * O_DIRECT, EOPNOTSUPP for a file whose filesystem cannot do direct I/O on
+ * it, ENOBUFS for a ring index out of range, EFAULT/EINVAL when a ring
  * is not set up, EPERM for a caller that is not the owner.
  */
 #define VHOST_BLK_SET_BACKEND _IOW(VHOST_VIRTIO, 0xFF, struct vhost_vring_file)

@@ -48,9 +48,10 @@ std::optional<unsigned> parse_mode(const std::string &s)
 void setup_serve(CLI::App &app, Options &o)
 {
 	auto &s = o.serve;
-	auto *sub = app.add_subcommand("serve", "Serve a block device to a vhost-user-blk frontend "
+	auto *sub = app.add_subcommand("serve", "Serve a block device or image file to a vhost-user-blk frontend "
 						"(QEMU) through /dev/vhost-blk");
-	sub->add_option("--backend", s.backend, "Block device to serve")
+	sub->add_option("--backend", s.backend,
+			"Block device, or raw image file (opened O_DIRECT), to serve")
 		->required()
 		->check(CLI::ExistingPath);
 	sub->add_option("--socket", s.socket, "vhost-user socket to listen on")->required();

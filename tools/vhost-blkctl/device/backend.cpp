@@ -3,13 +3,17 @@
 
 #include <vblk/error.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <fstream>
+#include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/vhost_blk.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 namespace device {
 
@@ -60,8 +64,65 @@ bool device_read_only(const std::string &path)
 
 } // namespace
 
+namespace {
+
+// Does the file's filesystem do fallocate `mode` (what the module turns
+// DISCARD and WRITE_ZEROES into)?  Asked of an unnamed O_TMPFILE beside it,
+// so the image is never touched; false when none can be made there.
+bool fallocate_works(const std::string &path, int mode)
+{
+	auto slash = path.rfind('/');
+	std::string dir = slash == std::string::npos ? "." : slash ? path.substr(0, slash) : "/";
+	int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	vblk::UniqueFd tmp(fd);
+	return ::ftruncate(fd, 65536) == 0 &&
+	       ::fallocate(fd, mode | FALLOC_FL_KEEP_SIZE, 0, 65536) == 0;
+}
+
+// A raw image file: opened with O_DIRECT, as VHOST_BLK_SET_BACKEND requires.
+// Its logical block size is its direct-I/O offset alignment, as the module
+// reads it (statx STATX_DIOALIGN; 512 where the filesystem does not say).
+Backend open_file(const std::string &path, bool read_only)
+{
+	if (!read_only && ::access(path.c_str(), W_OK) != 0 && (errno == EROFS || errno == EACCES))
+		read_only = true;
+	vblk::UniqueFd fd =
+		vblk::UniqueFd::open(path, (read_only ? O_RDONLY : O_RDWR) | O_DIRECT);
+	struct statx stx {};
+	vblk::check(::statx(fd.get(), "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN, &stx),
+		    "statx " + path);
+	BackendInfo info;
+	if (stx.stx_mask & STATX_DIOALIGN) {
+		if (!stx.stx_dio_offset_align)
+			throw vblk::SysError(EOPNOTSUPP, path + ": no direct I/O on this file");
+		info.logical_block_size = std::max<uint32_t>(stx.stx_dio_offset_align, 512);
+	}
+	uint32_t lbs = info.logical_block_size;
+	info.size_bytes = stx.stx_size / lbs * lbs;
+	info.physical_block_size = std::max<uint32_t>(stx.stx_blksize, lbs);
+	info.min_io_size = info.physical_block_size;
+	info.read_only = read_only;
+	// The module's limit for one range request, in whole blocks.
+	uint64_t range_max = uint64_t{ VHOST_BLK_MAX_RANGE_SECTORS } * 512 / lbs * lbs;
+	if (fallocate_works(path, FALLOC_FL_PUNCH_HOLE)) {
+		info.discard_max_bytes = range_max;
+		info.discard_granularity = info.physical_block_size;
+	}
+	if (fallocate_works(path, FALLOC_FL_ZERO_RANGE))
+		info.write_zeroes_max_bytes = range_max;
+	return Backend(path, std::move(fd), info);
+}
+
+} // namespace
+
 Backend Backend::open(const std::string &path, bool read_only)
 {
+	struct stat pst;
+	vblk::check(::stat(path.c_str(), &pst), "stat " + path);
+	if (S_ISREG(pst.st_mode))
+		return open_file(path, read_only);
 	read_only = read_only || device_read_only(path);
 	// Shared, not O_EXCL: the exclusive claim is a running ring's, made
 	// for each start (bridge/restart.hpp), so that two serves of one disk

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-// The block device a disk is served from: its open fd and the properties
+// The block device or raw image file a disk is served from: its open fd and the properties
 // the virtio-blk config space is built from.
 #pragma once
 
@@ -28,8 +28,12 @@ struct BackendInfo {
 class Backend {
 public:
 	// Opens `path` (O_RDWR, or O_RDONLY when read_only or when the
-	// device is read-only, BLKROGET) and reads its properties.  Throws
-	// vblk::SysError; ENOTBLK if it is not a block device.
+	// device is read-only, BLKROGET) and reads its properties.  A regular
+	// file is a raw image: opened with O_DIRECT (read-only when asked or
+	// not writable); its size, block size (direct-I/O alignment) and
+	// discard/write-zeroes support (fallocate modes of its filesystem) are
+	// what the module serves.  Throws vblk::SysError; ENOTBLK if it is
+	// neither a block device nor a regular file.
 	static Backend open(const std::string &path, bool read_only);
 
 	Backend(std::string path, vblk::UniqueFd fd, BackendInfo info)
