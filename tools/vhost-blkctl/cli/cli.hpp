@@ -54,6 +54,7 @@ struct ServeOptions {
 	bool worker_per_vq = false;
 	std::string map;	// VQ:WORKER,...
 	bool read_only = false;
+	bool no_exclusive = false;	// the backend without O_EXCL (migration)
 	unsigned poll_us = 0;
 	// The vhost-user socket's file: owner and group (a name or a number;
 	// empty: ours) and mode (octal).

@@ -72,6 +72,9 @@ void setup_serve(CLI::App &app, Options &o)
 	w->excludes(pv);
 	sub->add_option("--map", s.map, "Explicit assignments VQ:WORKER,... (after the policy)");
 	sub->add_flag("--read-only", s.read_only, "Offer a read-only disk");
+	sub->add_flag("--no-exclusive", s.no_exclusive,
+		      "Open the backend without O_EXCL: the destination of a live migration "
+		      "on this host, while the source's serve still holds the device");
 	sub->add_option("--poll-us", s.poll_us,
 			"Busy-poll idle rings this long (microseconds; lower latency at low "
 			"queue depth for CPU time)")
@@ -207,8 +210,13 @@ int run_serve(const Options &o)
 
 	std::optional<device::Backend> backend;
 	try {
-		backend.emplace(device::Backend::open(s.backend, s.read_only));
+		backend.emplace(device::Backend::open(s.backend, s.read_only, !s.no_exclusive));
 	} catch (const vblk::SysError &e) {
+		if (e.code() == EBUSY && !s.no_exclusive)
+			throw CliError(exit_backend, std::string(e.what()) +
+							     " (held by another program; the "
+							     "destination of a migration on this "
+							     "host: --no-exclusive)");
 		throw CliError(denied(e) ? exit_permission : exit_backend, e.what());
 	}
 	// A read-only block device is served read-only (VIRTIO_BLK_F_RO), as

@@ -90,7 +90,7 @@ _vhost_blkctl()
 	case $cmd in
 	serve)
 		opts="--backend --socket --name --serial --queues --workers --worker-per-vq
-		      --map --read-only --poll-us --socket-owner --socket-group --socket-mode
+		      --map --read-only --no-exclusive --poll-us --socket-owner --socket-group --socket-mode
 		      --device --run-dir --help"
 		;;
 	list) opts="--json --run-dir --help" ;;

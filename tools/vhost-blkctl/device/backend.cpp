@@ -60,10 +60,11 @@ bool device_read_only(const std::string &path)
 
 } // namespace
 
-Backend Backend::open(const std::string &path, bool read_only)
+Backend Backend::open(const std::string &path, bool read_only, bool exclusive)
 {
 	read_only = read_only || device_read_only(path);
-	vblk::UniqueFd fd = vblk::UniqueFd::open(path, (read_only ? O_RDONLY : O_RDWR) | O_EXCL);
+	vblk::UniqueFd fd = vblk::UniqueFd::open(path, (read_only ? O_RDONLY : O_RDWR) |
+							       (exclusive ? O_EXCL : 0));
 	struct stat st;
 	vblk::check(::fstat(fd.get(), &st), "stat " + path);
 	if (!S_ISBLK(st.st_mode))

@@ -29,8 +29,10 @@ class Backend {
 public:
 	// Opens `path` (O_RDWR, or O_RDONLY when read_only or when the
 	// device is read-only, BLKROGET) and reads its properties.  Throws
-	// vblk::SysError; ENOTBLK if it is not a block device.
-	static Backend open(const std::string &path, bool read_only);
+	// vblk::SysError; ENOTBLK if it is not a block device.  Exclusive
+	// (O_EXCL) unless `exclusive` is false: the destination of a live
+	// migration on the same host opens the device the source still holds.
+	static Backend open(const std::string &path, bool read_only, bool exclusive = true);
 
 	Backend(std::string path, vblk::UniqueFd fd, BackendInfo info)
 		: path_(std::move(path)), fd_(std::move(fd)), info_(info)
