@@ -7,10 +7,11 @@
 # on null_blk, boots a nested QEMU (TCG) with vhost-user-blk-pci, num-queues=2,
 # and a busybox initramfs whose init (guest-init.sh) checks /dev/vda's size
 # and serial, writes and reads back a pattern, does I/O while this script
-# changes workers and the vq->worker map, and, when e2fsprogs can be
-# packed, runs mkfs.ext4 + fsck + a file write/read-back, and finally a
-# write/read loop during which serve is killed (-9) and restarted three
-# times (QEMU reconnects: chardev reconnect=1).  Output is KTAP.
+# changes workers and the vq->worker map, is live-migrated (QMP migrate)
+# to a second QEMU on a second serve of the same device while it writes
+# and reads, verifies what it wrote and read, and, when e2fsprogs can be
+# packed, runs mkfs.ext4 + fsck + a file write/read-back on the
+# destination.  Output is KTAP.
 #
 #   vhost_user_blk.sh [--blkctl PATH] [--timeout SECS]
 #
@@ -49,7 +50,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 note() { echo "# [$(elapsed)s] $*"; echo "e2e: $*" > /dev/kmsg 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..17"
+echo "1..21"
 for x in "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend"; do
 	if [ ! -e "$x" ]; then
 		echo "# SKIP missing prerequisite $x"
@@ -85,9 +86,16 @@ done
 (cd $ir && find . | cpio -o -H newc --quiet | gzip -1) > $W/initrd.gz
 t "guest initramfs built ($(du -k $W/initrd.gz | cut -f1) KiB)" $?
 
+# The guest's migration regions (guest-init.sh): random data, so a write
+# that is lost or a page that was not carried over cannot look right.
+dd if=/dev/urandom of="$backend" bs=64k seek=8000 count=64 oflag=direct conv=notrunc status=none &&
+	dd if=/dev/urandom of="$backend" bs=256k seek=2400 count=64 oflag=direct conv=notrunc status=none &&
+	dd if=/dev/zero of="$backend" bs=512 seek=2048000 count=1 oflag=direct conv=notrunc status=none ||
+	echo "# prefilling the migration regions failed"
+
 # --- serve -------------------------------------------------------------------
 note "starting vhost-blkctl serve on $backend"
-start_serve() {	# the restarts below append to the same log
+start_serve() {	# serve on $W/vblk.sock, appending to serve.log
 	"$blkctl" serve --backend "$backend" --socket $W/vblk.sock --name $NAME --serial $SERIAL \
 		--queues $QUEUES --workers 1 >> $W/serve.log 2>&1 &
 	serve_pid=$!
@@ -140,18 +148,25 @@ t "malformed, truncated, out-of-order and invalid frontends are dropped, serve k
 # in the nested kernel once (5-level paging, PKU: rarely exercised paths).
 # The vhost-user part is vhost_user_args.sh's, which make check also holds
 # against libvirt's argv for the documented domain XML (tests/libvirt/).
+start_qemu() {	# start_qemu TAG SOCKET [ARGS...]: a guest on SOCKET's disk; sets qpid
+	tag=$1 sock=$2
+	shift 2
+	qemu-system-x86_64 -accel tcg,tb-size=64 -cpu qemu64 -smp 2 -m 256M -machine q35 \
+		$(vhost_user_blk_args $sock $QUEUES 256M) \
+		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.migrate=1" \
+		-nographic -nodefaults -no-reboot -serial file:$W/guest$tag.log -monitor none \
+		-qmp unix:$W/qmp$tag.sock,server=on,wait=off "$@" > $W/qemu$tag.log 2>&1 &
+	qpid=$!
+}
 note "booting the nested guest (TCG)"
-qemu-system-x86_64 -accel tcg,tb-size=64 -cpu qemu64 -smp 2 -m 256M -machine q35 \
-	$(vhost_user_blk_args $W/vblk.sock $QUEUES 256M) \
-	-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
-	-append "console=ttyS0 quiet loglevel=3 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES" \
-	-nographic -nodefaults -no-reboot -serial file:$W/guest.log -monitor none \
-	> $W/qemu.log 2>&1 &
-qemu_pid=$!
+start_qemu "" $W/vblk.sock
+qemu_pid=$qpid
+glog=$W/guest.log
 deadline=$(( $(date +%s) + timeout ))
 
 wait_for() {	# wait_for PATTERN: in the guest's console, until the deadline
-	while ! grep -q "$1" $W/guest.log 2>/dev/null; do
+	while ! grep -q "$1" $glog 2>/dev/null; do
 		kill -0 $qemu_pid 2>/dev/null || return 1
 		[ "$(date +%s)" -lt $deadline ] || return 1
 		sleep 1
@@ -195,10 +210,8 @@ t "assign --policy per-vq" $? "$(head -3 $W/status-pv.txt)"
 [ $? = 5 ]
 t "assign to a vq out of range is refused with exit status 5" $? "$(cat $W/assign-bad.txt)"
 
-# The guest's last phase; the counters below are this serve's, which the
-# restarts replace.
-wait_for "E2E: restart start"
-note "guest finished its checks"
+wait_for "E2E: migration start"
+note "stress done, migration I/O running"
 "$blkctl" status $NAME --json > $W/status-end.json 2>&1
 "$blkctl" status $NAME > $W/status-end.txt 2>&1
 rc=0
@@ -215,66 +228,102 @@ assert all(v["requests"]["in"] + v["requests"]["out"] > 0 for v in s["vqs"]), "a
 PY
 t "status --json counts the guest's reads, writes and GET_ID, no errors" $rc
 
-# ---- restart: kill -9 serve three times while the guest writes and verifies
-count() { grep -c "$1" "$2" 2>/dev/null; }
-wait_count() {	# wait_count PATTERN FILE N: until FILE has N lines matching
-	while [ "$(count "$1" "$2")" -lt "$3" ]; do
-		kill -0 $qemu_pid 2>/dev/null || return 1
-		[ "$(date +%s)" -lt $deadline ] || return 1
-		sleep 0.2
-	done
-}
-rs0=$(date +%s)
-deadline=$((rs0 + timeout))	# the restart phase's own
-rc=0
-wait_count "^E2E: restart round" $W/guest.log 1 || rc=1
-for k in 1 2 3; do
-	[ $rc = 0 ] || break
-	rounds=$(count "^E2E: restart round" $W/guest.log)
-	starts=$(count "vq 0: started" $W/serve.log)
-	kill -9 $serve_pid
-	wait $serve_pid 2>/dev/null
-	note "restart $k: serve killed during round $((rounds + 1)), starting a new one"
-	start_serve || { rc=1; break; }
-	# QEMU reconnected and started the ring on the new serve, and the
-	# guest completed two more rounds through it.
-	wait_count "vq 0: started" $W/serve.log $((starts + 1)) || { rc=1; break; }
-	wait_count "^E2E: restart round" $W/guest.log $((rounds + 2)) || rc=1
+# --- live migration to a second QEMU on a second serve, I/O running ----------
+# The destination's serve opens the device the source's still holds
+#; the guest's console goes on in guest-b.log.
+T_MIG=$(date +%s)
+qmp() { python3 "$here/qmp.py" "$@"; }
+"$blkctl" serve --backend "$backend" --socket $W/vblk-b.sock --name $NAME-b --serial $SERIAL \
+	--queues $QUEUES --workers 1 > $W/serve-b.log 2>&1 &
+serve_b=$!
+i=0
+while [ ! -S $W/vblk-b.sock ] && [ $i -lt 100 ] && kill -0 $serve_b 2>/dev/null; do
+	sleep 0.1; i=$((i + 1))
 done
-t "restart: serve killed -9 three times mid-I/O, QEMU reconnected to each new serve" $rc \
-	"$(tail -3 $W/serve.log | tr '\n' ' ')"
-note "restart: $(count 'behind the used index' $W/serve.log) ring(s) rebased, $(count 'block device busy' $W/serve.log) claim(s) waited; $(( $(date +%s) - rs0 )) s"
-# Tell the guest to stop: a marker at its block $go (64 KiB blocks).
-printf 'E2E-GO\n' > $W/go
-dd if=$W/go of="$backend" bs=64k seek=8000 count=1 conv=sync,notrunc oflag=direct 2>/dev/null
-wait_for "E2E-RESULT:"
-grep -q "E2E-CHECK ok restart_every_block_reads_back" $W/guest.log &&
-	grep -q "E2E-CHECK ok restart_no_io_errors" $W/guest.log
-t "restart: every block the guest wrote reads back, no I/O error in the guest" $? \
-	"$(grep -E 'E2E-CHECK .* restart|E2E: restart .*(failed|mismatch|differs)' $W/guest.log | head -5 | tr '\n' ' ')"
-note "guest finished"
+[ -S $W/vblk-b.sock ]
+t "migration: a second serve of the same device listens" $? "$(tail -3 $W/serve-b.log)"
+start_qemu -b $W/vblk-b.sock -incoming unix:$W/mig.sock
+qemu_b=$qpid
+i=0
+while [ ! -S $W/mig.sock ] && [ $i -lt 600 ] && kill -0 $qemu_b 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+migrated=0
+rc=0
+qmp $W/qmp.sock migrate-set-parameters '{"max-bandwidth": 1073741824}' > /dev/null 2>&1
+qmp $W/qmp.sock migrate "{\"uri\": \"unix:$W/mig.sock\"}" > $W/migrate.json 2>&1 &&
+	qmp $W/qmp.sock --wait-migrate 600 > $W/migrate-done.json 2>&1 || rc=1
+qmp $W/qmp-b.sock query-status > $W/qs-dst.json 2>&1
+grep -q '"status": "running"' $W/qs-dst.json || rc=1
+qmp $W/qmp.sock query-status > $W/qs-src.json 2>&1
+grep -q '"status": "postmigrate"' $W/qs-src.json || rc=1
+t "migration: QMP migrate moves the running guest to the destination QEMU" $rc \
+	"$(cat $W/migrate.json) $(head -c 300 $W/migrate-done.json) $(cat $W/qs-dst.json $W/qs-src.json) $(tail -3 $W/qemu-b.log)"
+if [ $rc = 0 ]; then
+	migrated=1
+	qmp $W/qmp.sock quit > /dev/null 2>&1
+	wait $qemu_pid 2>/dev/null
+	qemu_pid=$qemu_b glog=$W/guest-b.log
+else
+	kill $qemu_b 2>/dev/null
+	wait $qemu_b 2>/dev/null
+fi
+# The guest polls the control sector at 1000 MiB.
+printf 'CMD migrated\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
+deadline=$(( $(date +%s) + timeout ))
+wait_for "E2E: migration checks done"
+gcheck() { grep -q "^E2E-CHECK ok $1\\b" $glog && ! grep -q "^E2E-CHECK fail $1\\b" $glog; }
+gdetail() { grep -h "^E2E-CHECK [a-z]* $1\\b\\|^E2E: migration" $W/guest*.log | tail -4 | tr '\n' ' '; }
+[ $migrated = 1 ] && gcheck migration_writes
+t "migration: every block the guest wrote while it moved reads back (prefilled different)" $? \
+	"$(gdetail migration_writes)"
+[ $migrated = 1 ] && gcheck migration_page_cache
+t "migration: pages the device read into guest memory while it moved arrived intact" $? \
+	"$(gdetail migration_page_cache)"
+"$blkctl" status $NAME-b --json > $W/status-b.json 2>&1
+rc=0
+python3 - $W/status-b.json <<'PY' || rc=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+reads = sum(v["requests"]["in"] for v in s["vqs"])
+writes = sum(v["requests"]["out"] for v in s["vqs"])
+errs = sum(v["status"]["ioerr"] + v["malformed"] for v in s["vqs"])
+print("# destination stats: reads=%d writes=%d errors=%d" % (reads, writes, errs))
+assert s["connected"] and reads > 0 and writes > 0 and errs == 0
+PY
+[ $migrated = 1 ] && [ $rc = 0 ]
+t "migration: the destination's serve carries the guest's I/O, no errors" $? "$(head -c 300 $W/status-b.json)"
+note "migration and its checks took $(( $(date +%s) - T_MIG ))s"
 
-grep '^E2E' $W/guest.log | sed 's/^/# guest: /'
-grep -q "E2E-RESULT: PASS" $W/guest.log
-t "guest checks (size, serial, queues, pattern, I/O under worker changes, ext4)" $? \
-	"$(grep -E 'E2E-CHECK fail|E2E-RESULT' $W/guest.log | tr '\n' ' ')"
+wait_for "E2E-RESULT:"
+note "guest finished"
+cat $W/guest.log $W/guest-b.log 2>/dev/null | grep '^E2E' | sed 's/^/# guest: /'
+grep -q "E2E-RESULT: PASS" $glog
+t "guest checks (size, serial, queues, pattern, I/O under worker changes, migration, ext4)" $? \
+	"$(cat $W/guest*.log | grep -E 'E2E-CHECK fail|E2E-RESULT' | tr '\n' ' ')"
+gcheck dmesg_no_io_errors
+t "migration: the guest's kernel log has no I/O errors" $? "$(gdetail dmesg_no_io_errors)"
 
 i=0
 while kill -0 $qemu_pid 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
 kill -0 $qemu_pid 2>/dev/null && kill $qemu_pid
 wait $qemu_pid 2>/dev/null
-grep -q "closing the frontend connection: frontend closed the connection" $W/serve.log
-t "the frontend's exit is seen and the device reset" $? "$(tail -3 $W/serve.log)"
+grep -q "closing the frontend connection: frontend closed the connection" $W/serve.log &&
+	grep -q "closing the frontend connection: frontend closed the connection" $W/serve-b.log
+t "the frontends' exits (source after migration, destination at poweroff) are seen, devices reset" $? \
+	"$(tail -2 $W/serve.log) $(tail -2 $W/serve-b.log)"
 
-kill -TERM $serve_pid
+kill -TERM $serve_pid $serve_b
 i=0
-while kill -0 $serve_pid 2>/dev/null && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
+while { kill -0 $serve_pid || kill -0 $serve_b; } 2>/dev/null && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
 wait $serve_pid
 src=$?
-[ $src = 0 ] && [ ! -e $W/run/$NAME.sock ] && [ ! -e $W/vblk.sock ]
-t "serve exits cleanly on SIGTERM and removes its sockets" $? "exit $src"
+wait $serve_b
+srcb=$?
+[ $src = 0 ] && [ $srcb = 0 ] && [ ! -e $W/run/$NAME.sock ] && [ ! -e $W/vblk.sock ] &&
+	[ ! -e $W/vblk-b.sock ]
+t "both serves exit cleanly on SIGTERM and remove their sockets" $? "exit $src, $srcb"
 
 sed 's/^/# serve: /' $W/serve.log | tail -40
+sed 's/^/# serve-b: /' $W/serve-b.log | tail -25
 sed 's/^/# /' $W/status-end.txt
 if [ -d /run/results ]; then
 	mkdir -p /run/results/e2e

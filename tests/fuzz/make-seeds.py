@@ -13,6 +13,7 @@ BASE = 0x7f1200000000		# harness::frontend_base
 RAM = 1 << 20			# harness::ram_size
 FEATURES = (1 << 32) | (1 << 30) | (1 << 9) | (1 << 6)	# VERSION_1, PROTOCOL_FEATURES, FLUSH, BLK_SIZE
 PROTOCOL = (1 << 0) | (1 << 3) | (1 << 9)		# MQ, REPLY_ACK, CONFIG
+LOG_SHMFD, LOG_ALL, F_LOG = 1 << 1, 1 << 26, 1
 
 
 def frame(req, payload=b"", fds=0, flags=VERSION, eventfd=False):
@@ -32,10 +33,15 @@ def mem_table(base=BASE):
 	return frame(5, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, RAM, base, 0), fds=1)
 
 
-def ring_up(q):
+def vring_addr(q, flags=0):
 	ring = BASE + 0x10000 * (q + 1)
-	return (state(8, q, 256) + state(10, q, 0) +
-		frame(9, struct.pack("<IIQQQQ", q, 0, ring, ring + 0x2000, ring + 0x1000, 0)) +
+	log = 0x10000 * (q + 1) + 0x2000 if flags else 0
+	return frame(9, struct.pack("<IIQQQQ", q, flags, ring, ring + 0x2000, ring + 0x1000, log),
+		     flags=VERSION | (NEED_REPLY if flags else 0))
+
+
+def ring_up(q):
+	return (state(8, q, 256) + state(10, q, 0) + vring_addr(q) +
 		u64(12, q, fds=1, eventfd=True) + u64(13, q, fds=1, eventfd=True) +
 		state(18, q, 1))
 
@@ -53,6 +59,13 @@ seeds = {
 	# A new memory table while the rings run (guest memory hotplug).
 	"remap": owner + ring_up(0) + mem_table(BASE + (1 << 30)) + mem_table(),
 	# Stop (GET_VRING_BASE), reset and start again, as on a guest reboot.
+	# Live migration on the source: the dirty log (a 1 MiB memfd, 32 bytes
+	# used), LOG_ALL, logged used rings, the final stop, logging off.
+	"migrate": (u64(16, PROTOCOL | LOG_SHMFD) + frame(3) + u64(2, FEATURES) + mem_table() +
+		    ring_up(0) + ring_up(1) + frame(6, struct.pack("<QQ", 32, 0), fds=1) +
+		    u64(2, FEATURES | LOG_ALL, flags=VERSION | NEED_REPLY) + vring_addr(0, F_LOG) +
+		    vring_addr(1, F_LOG) + frame(6, struct.pack("<QQ", 4096, 8192), fds=1) +
+		    state(11, 0, 0) + state(11, 1, 0) + u64(2, FEATURES) + vring_addr(0)),
 	"reset": owner + ring_up(0) + state(11, 0, 0) + frame(34) + u64(2, FEATURES) +
 		 mem_table() + ring_up(0) + state(18, 0, 0),
 }

@@ -119,6 +119,16 @@ void VhostBlkDevice::set_vring_err(unsigned index, int fd)
 	ioctl_or_throw(VHOST_SET_VRING_ERR, &f, "VHOST_SET_VRING_ERR");
 }
 
+void VhostBlkDevice::set_log_base(uint64_t addr)
+{
+	ioctl_or_throw(VHOST_SET_LOG_BASE, &addr, "VHOST_SET_LOG_BASE");
+}
+
+void VhostBlkDevice::set_log_fd(int fd)
+{
+	ioctl_or_throw(VHOST_SET_LOG_FD, &fd, "VHOST_SET_LOG_FD");
+}
+
 void VhostBlkDevice::set_vring_busyloop_timeout(unsigned index, unsigned usecs)
 {
 	vhost_vring_state s = { index, usecs };

@@ -55,7 +55,7 @@ uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b
 			   bit(VIRTIO_F_NOTIFY_ON_EMPTY) | bit(VIRTIO_BLK_F_SEG_MAX) |
 			   bit(VIRTIO_BLK_F_SIZE_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE) |
 			   bit(VIRTIO_BLK_F_FLUSH) | bit(VIRTIO_BLK_F_TOPOLOGY) |
-			   bit(VIRTIO_BLK_F_MQ);
+			   bit(VIRTIO_BLK_F_MQ) | bit(VHOST_F_LOG_ALL);
 	if (max_discard_sectors(b))
 		allowed |= bit(VIRTIO_BLK_F_DISCARD);
 	if (max_write_zeroes_sectors(b))

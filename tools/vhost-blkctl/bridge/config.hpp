@@ -30,8 +30,9 @@ uint32_t max_discard_sectors(const device::BackendInfo &b);
 uint32_t max_write_zeroes_sectors(const device::BackendInfo &b);
 
 // The virtio features offered to the frontend (without bit 30): the
-// kernel's, minus what the bridge cannot honour (LOG_ALL: no dirty log;
-// SECURE_ERASE: the backend's limit is not in sysfs), minus DISCARD and
+// kernel's (LOG_ALL included: the kernel marks the frontend's shared dirty
+// log itself), minus what the bridge cannot honour (SECURE_ERASE: the
+// backend's limit is not in sysfs), minus DISCARD and
 // WRITE_ZEROES when the backend has none (the module answers UNSUPP),
 // minus RO unless the disk is read-only.
 uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b,

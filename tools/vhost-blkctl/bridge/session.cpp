@@ -6,6 +6,9 @@
 
 #include <cstddef>
 #include <fcntl.h>
+#include <linux/vhost.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace bridge {
@@ -23,6 +26,7 @@ bool has_inherent_reply(Request r)
 	case Request::get_queue_num:
 	case Request::get_vring_base:
 	case Request::get_config:
+	case Request::set_log_base:	// only with LOG_SHMFD, which replies
 		return true;
 	default:
 		return false;
@@ -34,6 +38,22 @@ bool has_inherent_reply(Request r)
 uint64_t desc_bytes(unsigned num) { return 16ull * num; }
 uint64_t avail_bytes(unsigned num) { return 6 + 2ull * num; }
 uint64_t used_bytes(unsigned num) { return 6 + 8ull * num; }
+
+// Guest-physical bytes a dirty log of `bytes` covers: a bit per page.
+uint64_t log_covers(uint64_t bytes) { return bytes * 8 * vhost_user::log_page_size; }
+// Log bytes needed for guest-physical addresses below `end`.
+uint64_t log_needed(uint64_t end)
+{
+	uint64_t per_byte = 8 * vhost_user::log_page_size;
+	return end / per_byte + (end % per_byte != 0);
+}
+
+std::string hex(uint64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "0x%llx", static_cast<unsigned long long>(v));
+	return b;
+}
 
 } // namespace
 
@@ -62,6 +82,14 @@ void Session::stop() noexcept
 			rings_[i].started = false;
 		}
 	}
+}
+
+uint64_t Session::offered_protocol_features() const noexcept
+{
+	uint64_t f = base_protocol_features;
+	if (ctx_.offered_features & (1ull << VHOST_F_LOG_ALL))
+		f |= 1ull << vhost_user::pf_log_shmfd;
+	return f;
 }
 
 bool Session::can_nack(const Message &m) const noexcept
@@ -101,8 +129,9 @@ void Session::set_kernel_addr(unsigned index, const Ring &r)
 	a.desc = mem_.to_daemon(r.addr.desc_user_addr, n ? desc_bytes(n) : 1, "descriptor table");
 	a.avail = mem_.to_daemon(r.addr.avail_user_addr, n ? avail_bytes(n) : 1, "avail ring");
 	a.used = mem_.to_daemon(r.addr.used_user_addr, n ? used_bytes(n) : 1, "used ring");
-	a.log = 0;
-	a.flags = 0;
+	// log_guest_addr is guest-physical, as the kernel's log is indexed.
+	a.log = r.addr.log_guest_addr;
+	a.flags = r.addr.flags & vhost_user::vring_addr_f_log;
 	dev_->set_vring_addr(index, a);
 }
 
@@ -111,9 +140,13 @@ void Session::maybe_start(unsigned index)
 	Ring &r = rings_[index];
 	if (r.started || !r.enabled || !r.kick_set || !r.addr_set || !r.num || mem_.empty())
 		return;
+	if (auto gap = log_gap(log_, mem_, features_, rings_)) {
+		ctx_.log("vq " + std::to_string(index) + ": waits for a dirty log: " + *gap);
+		return;
+	}
 	if (ctx_.params.poll_us)
 		dev_->set_vring_busyloop_timeout(index, ctx_.params.poll_us);
-	// ---- restart: claim the disk before the first ring runs ----
+	// The first ring to start claims the disk (bridge/restart.hpp).
 	bool running = false;
 	for (const Ring &o : rings_)
 		running = running || o.started;
@@ -126,13 +159,12 @@ void Session::maybe_start(unsigned index)
 	}
 	r.base.reset();
 	r.signal_pending = rebased;
-	// ---- end restart ----
 	r.started = true;
 	ctx_.log("vq " + std::to_string(index) + ": started");
 	signal_after_rebase(index);
 }
 
-// ---- restart (bridge/restart.hpp) ----
+// Restart without loss (bridge/restart.hpp).
 
 // The kernel holds the exclusive file from here while any ring runs; our
 // copy closes on return.  Rebases under the claim: the previous owner's
@@ -177,8 +209,6 @@ void Session::signal_after_rebase(unsigned index)
 		ctx_.log("vq " + std::to_string(index) + ": cannot signal the call eventfd");
 }
 
-// ---- end restart ----
-
 void Session::stop_ring(unsigned index)
 {
 	Ring &r = rings_[index];
@@ -187,6 +217,96 @@ void Session::stop_ring(unsigned index)
 	dev_->detach_ring(index);
 	r.started = false;
 	ctx_.log("vq " + std::to_string(index) + ": stopped");
+}
+
+bool Session::any_started() const noexcept
+{
+	for (const auto &r : rings_)
+		if (r.started)
+			return true;
+	return false;
+}
+
+std::optional<std::string> Session::log_gap(const DirtyLog &log, const MemoryTable &mem,
+					    uint64_t features,
+					    const std::vector<Ring> &rings) const
+{
+	uint64_t covered = log_covers(log.size);
+	if (features & (1ull << VHOST_F_LOG_ALL)) {
+		for (const auto &m : mem.mappings()) {
+			uint64_t end = m.guest_phys_addr + m.size;	// parse_mem_table: no wrap
+			if (end > covered)
+				return "LOG_ALL: guest memory up to " + hex(end) + " needs " +
+				       std::to_string(log_needed(end)) + " log bytes, the log has " +
+				       std::to_string(log.size);
+		}
+	}
+	for (unsigned i = 0; i < rings.size(); i++) {
+		const Ring &r = rings[i];
+		if (!r.addr_set || !(r.addr.flags & vhost_user::vring_addr_f_log))
+			continue;
+		uint64_t start = r.addr.log_guest_addr;
+		uint64_t end = start + used_bytes(r.num ? r.num : 1);
+		if (end < start || end > covered)
+			return "vq " + std::to_string(i) + ": the used ring's log address " +
+			       hex(start) + " is beyond the log's " + std::to_string(log.size) +
+			       " bytes";
+	}
+	return std::nullopt;
+}
+
+void Session::check_log(const std::string &what, const DirtyLog &log, const MemoryTable &mem,
+			uint64_t features, const std::vector<Ring> &rings) const
+{
+	if (!any_started())
+		return;		// rings start once the log covers them
+	if (auto gap = log_gap(log, mem, features, rings))
+		throw SessionError(what + " with rings running: " + *gap);
+}
+
+std::optional<Message> Session::set_log_base(Message &m)
+{
+	if (!(protocol_features_ & (1ull << vhost_user::pf_log_shmfd)))
+		throw SessionError("SET_LOG_BASE without LOG_SHMFD (the log must be shared memory)");
+	auto area = vhost_user::parse_log_base(m);
+	DirtyLog next;
+	if (area.mmap_size) {
+		if (area.mmap_size > max_log_bytes)
+			throw SessionError("SET_LOG_BASE: a log of " + std::to_string(area.mmap_size) +
+					   " bytes exceeds " + std::to_string(max_log_bytes));
+		int fd = m.fds[0].get();
+		struct stat st;
+		vblk::check(::fstat(fd, &st), "SET_LOG_BASE: fstat of the log");
+		if (!S_ISREG(st.st_mode))
+			throw SessionError("SET_LOG_BASE: the log is not a memfd or file");
+		if (area.mmap_offset + area.mmap_size > static_cast<uint64_t>(st.st_size))
+			throw SessionError("SET_LOG_BASE: the log ends at " +
+					   std::to_string(area.mmap_offset + area.mmap_size) +
+					   ", its file has " + std::to_string(st.st_size) + " bytes");
+		uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+		uint64_t skip = area.mmap_offset % page;
+		try {
+			next.map = vblk::Mmap::map(area.mmap_size + skip, PROT_READ | PROT_WRITE,
+						   MAP_SHARED, fd,
+						   static_cast<off_t>(area.mmap_offset - skip));
+		} catch (const vblk::SysError &e) {
+			throw vblk::SysError(e.code(), "SET_LOG_BASE: mmap of " +
+							       std::to_string(area.mmap_size) +
+							       " log bytes");
+		}
+		next.addr = reinterpret_cast<uint64_t>(next.map.bytes() + skip);
+		next.size = area.mmap_size;
+	}
+	check_log(m.name(), next, mem_, features_, rings_);
+	// The kernel drains in-flight requests (they mark the old log) before
+	// it switches: once this returns, the old log is unused and unmapped
+	// with `next` below.
+	dev_->set_log_base(next.addr);
+	std::swap(log_, next);
+	ctx_.log("dirty log: " + std::to_string(log_.size) + " bytes");
+	for (unsigned i = 0; i < rings_.size(); i++)
+		maybe_start(i);
+	return vhost_user::reply_u64(m, 0);
 }
 
 void Session::take_ownership()
@@ -218,6 +338,7 @@ void Session::reset(bool keep_owner)
 	workers_.clear();
 	dev_ = std::move(fresh);	// closes the old device
 	mem_ = MemoryTable();
+	log_ = DirtyLog();	// the device that used it is closed
 	rings_.assign(ctx_.params.queues, Ring());
 	calls_.clear();
 	calls_.resize(ctx_.params.queues);
@@ -239,6 +360,7 @@ void Session::set_features(uint64_t f)
 			 static_cast<unsigned long long>(f & ~allowed));
 		throw SessionError(buf);
 	}
+	check_log("SET_FEATURES", log_, mem_, f & ~vhost_user::f_protocol_features, rings_);
 	// Bit 30 is vhost-user's own; the kernel must not see it.
 	dev_->set_features(f & ~vhost_user::f_protocol_features);
 	features_ = f & ~vhost_user::f_protocol_features;
@@ -249,6 +371,7 @@ void Session::set_mem_table(Message &m)
 {
 	auto regions = vhost_user::parse_mem_table(m);
 	MemoryTable table = MemoryTable::map(regions, m.fds);
+	check_log(m.name(), log_, table, features_, rings_);
 	// Rings hold our addresses of the old table: stop them, switch,
 	// re-translate, restart.  Bases survive in the kernel.
 	std::vector<unsigned> restart;
@@ -304,10 +427,10 @@ std::optional<Message> Session::dispatch(Message &m)
 		return std::nullopt;
 	case Request::get_protocol_features:
 		vhost_user::expect_empty(m);
-		return vhost_user::reply_u64(m, offered_protocol_features);
+		return vhost_user::reply_u64(m, offered_protocol_features());
 	case Request::set_protocol_features: {
 		uint64_t f = vhost_user::parse_u64(m);
-		if (f & ~offered_protocol_features)
+		if (f & ~offered_protocol_features())
 			throw SessionError("SET_PROTOCOL_FEATURES: bits never offered");
 		protocol_features_ = f;
 		return std::nullopt;
@@ -360,13 +483,13 @@ std::optional<Message> Session::dispatch(Message &m)
 		require_owner(m);
 		auto a = vhost_user::parse_vring_addr(m);
 		Ring &r = ring(m, a.index);
-		if (a.flags & vhost_user::vring_addr_f_log)
-			throw SessionError("SET_VRING_ADDR: dirty logging was never offered");
 		if (mem_.empty())
 			throw SessionError("SET_VRING_ADDR before SET_MEM_TABLE");
-		Ring next = r;
-		next.addr = a;
-		set_kernel_addr(a.index, next);
+		std::vector<Ring> next = rings_;
+		next[a.index].addr = a;
+		next[a.index].addr_set = true;
+		check_log(m.name(), log_, mem_, features_, next);
+		set_kernel_addr(a.index, next[a.index]);
 		r.addr = a;
 		r.addr_set = true;
 		return std::nullopt;
@@ -422,6 +545,15 @@ std::optional<Message> Session::dispatch(Message &m)
 		unsigned base = dev_->get_vring_base(s.index);
 		return vhost_user::reply_vring_state(m, { s.index, base });
 	}
+	case Request::set_log_base:
+		require_owner(m);
+		return set_log_base(m);
+	case Request::set_log_fd:
+		require_owner(m);
+		vhost_user::parse_log_fd(m);
+		// The kernel takes its own reference; ours closes with m.
+		dev_->set_log_fd(m.fds[0].get());
+		return std::nullopt;
 	case Request::get_config:
 		return get_config(m);
 	case Request::set_config:

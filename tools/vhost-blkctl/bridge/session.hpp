@@ -56,9 +56,15 @@ struct DiskContext {
 
 class Session {
 public:
-	static constexpr uint64_t offered_protocol_features =
+	static constexpr uint64_t base_protocol_features =
 		(1ull << vhost_user::pf_mq) | (1ull << vhost_user::pf_reply_ack) |
 		(1ull << vhost_user::pf_config);
+	// Largest dirty log accepted: one bit per 4 KiB page, so 1 GiB of
+	// log covers 32 TiB of guest-physical addresses.
+	static constexpr uint64_t max_log_bytes = 1ull << 30;
+
+	// The base ones, plus LOG_SHMFD when the kernel offers LOG_ALL.
+	uint64_t offered_protocol_features() const noexcept;
 
 	// Opens the session's device with `factory` (again on reset).
 	Session(const DiskContext &ctx, device::DeviceFactory factory);
@@ -82,6 +88,8 @@ public:
 	bool owned() const noexcept { return owned_; }
 	uint64_t acked_features() const noexcept { return features_; }
 	bool ring_started(unsigned i) const noexcept { return i < rings_.size() && rings_[i].started; }
+	// The dirty log the kernel has (0: none), in our address space.
+	uint64_t log_addr() const noexcept { return log_.addr; }
 	device::Device &dev() noexcept { return *dev_; }
 	const WorkerSet &workers() const noexcept { return workers_; }
 	// Applies a worker plan now (when owned; otherwise at SET_OWNER).
@@ -114,12 +122,31 @@ private:
 	bool rebase(unsigned index);
 	void signal_after_rebase(unsigned index);
 
+	// Live migration: the frontend's dirty log, mapped, handed to the
+	// kernel.  A log too small for what the kernel would mark (guest
+	// memory under LOG_ALL, used rings with VHOST_VRING_F_LOG) would let
+	// it set bits in whatever else we have mapped there: rings wait for
+	// one that is big enough, a change that shrinks it under running
+	// rings ends the connection.
+	struct DirtyLog {
+		vblk::Mmap map;
+		uint64_t addr = 0;	// the bitmap in our address space
+		uint64_t size = 0;	// bytes
+	};
+	std::optional<std::string> log_gap(const DirtyLog &log, const MemoryTable &mem,
+					   uint64_t features, const std::vector<Ring> &rings) const;
+	void check_log(const std::string &what, const DirtyLog &log, const MemoryTable &mem,
+		       uint64_t features, const std::vector<Ring> &rings) const;
+	bool any_started() const noexcept;
+	std::optional<vhost_user::Message> set_log_base(vhost_user::Message &m);
+
 	void set_features(uint64_t f);
 	void set_mem_table(vhost_user::Message &m);
 	std::optional<vhost_user::Message> get_config(const vhost_user::Message &m);
 	void set_config(const vhost_user::Message &m);
 
 	const DiskContext &ctx_;
+	DirtyLog log_;		// before dev_: unmapped after the device closed
 	std::unique_ptr<device::Device> dev_;
 	bool owned_ = false;
 	bool features_set_ = false;

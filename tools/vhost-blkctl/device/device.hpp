@@ -52,6 +52,11 @@ public:
 	virtual void set_vring_kick(unsigned index, int fd) = 0;
 	virtual void set_vring_call(unsigned index, int fd) = 0;
 	virtual void set_vring_err(unsigned index, int fd) = 0;
+	// The dirty log's address in our address space (VHOST_SET_LOG_BASE;
+	// 0: none).  The kernel drains in-flight requests first, so once this
+	// returns it no longer writes to the previous log.
+	virtual void set_log_base(uint64_t addr) = 0;
+	virtual void set_log_fd(int fd) = 0;
 	// Busy polling of the idle ring (VHOST_SET_VRING_BUSYLOOP_TIMEOUT).
 	virtual void set_vring_busyloop_timeout(unsigned index, unsigned usecs) = 0;
 	// Attaches the block device to ring `index`.

@@ -26,6 +26,8 @@ public:
 	void set_vring_kick(unsigned i, int fd) override { dev_.set_vring_kick(i, fd); }
 	void set_vring_call(unsigned i, int fd) override { dev_.set_vring_call(i, fd); }
 	void set_vring_err(unsigned i, int fd) override { dev_.set_vring_err(i, fd); }
+	void set_log_base(uint64_t addr) override { dev_.set_log_base(addr); }
+	void set_log_fd(int fd) override { dev_.set_log_fd(fd); }
 	void set_vring_busyloop_timeout(unsigned i, unsigned us) override
 	{
 		dev_.set_vring_busyloop_timeout(i, us);

@@ -91,7 +91,8 @@ struct DiskHarness {
 	void bring_up()
 	{
 		send(make(Request::set_owner));
-		send(u64(Request::set_features, disk->offered_features()));
+		send(u64(Request::set_features,
+			 disk->offered_features() & ~(1ull << VHOST_F_LOG_ALL)));
 		send(mem_table());
 		send(state(Request::set_vring_num, 0, 256));
 		send(addr(0, frontend_base, frontend_base + 0x1000, frontend_base + 0x2000));

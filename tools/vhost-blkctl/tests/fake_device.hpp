@@ -11,6 +11,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <vector>
 
 namespace fake {
@@ -46,7 +48,19 @@ struct State {
 	unsigned next_worker = 1;
 	std::set<unsigned> workers;
 	int backend_fd = -1;
+	uint64_t log_base = 0;
+	bool log_fd = false;
+	// At each VHOST_SET_LOG_BASE: was the log being replaced still
+	// mapped (the kernel may write to it until the call returns)?
+	std::vector<bool> old_log_mapped;
 };
+
+// Whether the page holding `addr` is mapped in this process.
+inline bool mapped(uint64_t addr)
+{
+	uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+	return ::msync(reinterpret_cast<void *>(addr & ~(page - 1)), 1, MS_ASYNC) == 0;
+}
 
 class Device : public device::Device {
 public:
@@ -56,6 +70,8 @@ public:
 		s_.owned = false;
 		s_.acked = 0;
 		s_.mem.clear();
+		s_.log_base = 0;
+		s_.log_fd = false;
 		for (auto &r : s_.rings)
 			r = Ring();
 		s_.workers.clear();
@@ -88,6 +104,14 @@ public:
 	void set_vring_kick(unsigned i, int fd) override { call("set_vring_kick", i), ring(i).kick = fd >= 0; }
 	void set_vring_call(unsigned i, int fd) override { call("set_vring_call", i), ring(i).call = fd >= 0; }
 	void set_vring_err(unsigned i, int) override { call("set_vring_err", i); }
+	void set_log_base(uint64_t addr) override
+	{
+		call("set_log_base");
+		if (s_.log_base)
+			s_.old_log_mapped.push_back(mapped(s_.log_base));
+		s_.log_base = addr;
+	}
+	void set_log_fd(int fd) override { call("set_log_fd"), s_.log_fd = fd >= 0; }
 	void set_vring_busyloop_timeout(unsigned i, unsigned us) override
 	{
 		call("set_vring_busyloop_timeout", i);

@@ -7,6 +7,7 @@
 #include "fake_device.hpp"
 
 #include <cstring>
+#include <linux/vhost.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -51,16 +52,16 @@ inline Message file(Request r, uint32_t index, bool with_fd = true)
 	return m;
 }
 // One region: guest RAM at GPA 0, frontend VA `base`, backed by a memfd.
-inline Message mem_table(uint64_t base = frontend_base)
+inline Message mem_table(uint64_t base = frontend_base, uint64_t size = ram_size)
 {
-	MemoryRegion r{ 0, ram_size, base, 0 };
+	MemoryRegion r{ 0, size, base, 0 };
 	std::vector<uint8_t> p(8 + sizeof(r));
 	uint32_t n = 1;
 	std::memcpy(p.data(), &n, 4);
 	std::memcpy(p.data() + 8, &r, sizeof(r));
 	Message m = make(Request::set_mem_table, p);
 	int fd = ::memfd_create("guest-ram", MFD_CLOEXEC);
-	if (::ftruncate(fd, ram_size) != 0)
+	if (::ftruncate(fd, static_cast<off_t>(size)) != 0)
 		abort();
 	m.fds.emplace_back(fd);
 	return m;
@@ -110,7 +111,9 @@ struct SessionHarness {
 	{
 		if (owner) {
 			send(make(Request::set_owner));
-			send(u64(Request::set_features, ctx.offered_features));
+			// QEMU acks LOG_ALL only while it migrates.
+			send(u64(Request::set_features,
+				 ctx.offered_features & ~(1ull << VHOST_F_LOG_ALL)));
 			send(mem_table());
 		}
 		send(state(Request::set_vring_num, index, 256));

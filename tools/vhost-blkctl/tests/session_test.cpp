@@ -70,11 +70,12 @@ TEST(Session, set_owner_sets_the_serial_and_the_worker_plan)
 	EXPECT_NE(h.st.rings[0].worker, h.st.rings[1].worker);
 }
 
-TEST(Session, protocol_features_are_mq_reply_ack_config_only)
+TEST(Session, protocol_features_are_mq_reply_ack_config_and_log_shmfd_only)
 {
 	SessionHarness h;
 	uint64_t f = reply_u64(h.send(make(Request::get_protocol_features)));
-	EXPECT_EQ(f, (1ull << pf_mq) | (1ull << pf_reply_ack) | (1ull << pf_config));
+	EXPECT_EQ(f, (1ull << pf_mq) | (1ull << pf_reply_ack) | (1ull << pf_config) |
+			     (1ull << pf_log_shmfd));
 	EXPECT_THROW(h.send(u64(Request::set_protocol_features, 1ull << pf_inflight_shmfd)),
 		     SessionError);
 }
@@ -300,8 +301,8 @@ TEST(Session, reset_device_stops_rings_and_reopens_the_device_keeping_the_owner)
 	EXPECT_TRUE(h.st.owned);
 	EXPECT_FALSE(h.s->ring_started(0));
 	EXPECT_EQ(h.s->acked_features(), 0u);
-	// The frontend sets it up again from scratch.
-	h.send(u64(Request::set_features, h.ctx.offered_features));
+	// The frontend sets it up again from scratch (LOG_ALL: log_test.cpp).
+	h.send(u64(Request::set_features, h.ctx.offered_features & ~(1ull << VHOST_F_LOG_ALL)));
 	h.send(mem_table());
 	h.bring_up(0, false);
 	EXPECT_TRUE(h.st.rings[0].attached);
@@ -331,22 +332,11 @@ TEST(Session, unsupported_requests_end_the_session)
 {
 	SessionHarness h;
 	h.send(make(Request::set_owner));
+	// SET_LOG_BASE needs LOG_SHMFD negotiated (log_test.cpp).
 	EXPECT_THROW(h.send(u64(Request::set_log_base, 0)), SessionError);
 	EXPECT_THROW(h.send(make(Request::get_inflight_fd)), SessionError);
 	Message m = make(Request::none);
 	m.request = 1234;
-	EXPECT_THROW(h.send(std::move(m)), SessionError);
-}
-
-TEST(Session, dirty_log_flag_on_vring_addr_is_refused)
-{
-	SessionHarness h;
-	h.send(make(Request::set_owner));
-	h.send(mem_table());
-	h.send(state(Request::set_vring_num, 0, 256));
-	Message m = make(Request::set_vring_addr,
-			 bytes(VringAddr{ 0, vring_addr_f_log, frontend_base, frontend_base,
-					  frontend_base, 0 }));
 	EXPECT_THROW(h.send(std::move(m)), SessionError);
 }
 

@@ -49,6 +49,11 @@ public:
 	void set_vring_kick(unsigned index, int fd);
 	void set_vring_call(unsigned index, int fd);
 	void set_vring_err(unsigned index, int fd);
+	// Dirty log for VHOST_F_LOG_ALL / VHOST_VRING_F_LOG: the bitmap's
+	// address in our address space (0: none), and an eventfd signalled
+	// when the kernel wrote to it (-1: none).
+	void set_log_base(uint64_t addr);
+	void set_log_fd(int fd);
 	// Busy polling of an idle ring, microseconds (0: off).
 	void set_vring_busyloop_timeout(unsigned index, unsigned usecs);
 	unsigned get_vring_busyloop_timeout(unsigned index);

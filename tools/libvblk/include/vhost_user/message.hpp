@@ -42,6 +42,11 @@ uint64_t parse_u64(const Message &m);
 VringState parse_vring_state(const Message &m);
 VringAddr parse_vring_addr(const Message &m);
 std::vector<MemoryRegion> parse_mem_table(const Message &m);
+// SET_LOG_BASE: the 16-byte LogArea and one fd (the log's memfd; none
+// allowed with mmap_size 0, no log).
+LogArea parse_log_base(const Message &m);
+// SET_LOG_FD: no payload (or a zero u64) and exactly one fd (an eventfd).
+void parse_log_fd(const Message &m);
 
 struct VringFile {
 	uint32_t index;

@@ -108,6 +108,15 @@ struct VringAddr {
 };
 inline constexpr uint32_t vring_addr_f_log = 1u << 0;
 
+// SET_LOG_BASE payload (with VHOST_USER_PROTOCOL_F_LOG_SHMFD): the dirty
+// bitmap is mmap_size bytes of the message's fd from mmap_offset, one bit
+// per 4 KiB page of guest-physical memory.
+struct LogArea {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+};
+inline constexpr uint64_t log_page_size = 4096;
+
 struct MemoryRegion {
 	uint64_t guest_phys_addr;
 	uint64_t memory_size;

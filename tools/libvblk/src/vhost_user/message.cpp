@@ -162,6 +162,36 @@ VringFile parse_vring_file(const Message &m)
 	return f;
 }
 
+namespace {
+
+void expect_one_fd(const Message &m)
+{
+	if (m.fds.size() != 1)
+		fail(m, "expected 1 fd, got " + std::to_string(m.fds.size()));
+}
+
+} // namespace
+
+LogArea parse_log_base(const Message &m)
+{
+	static_assert(sizeof(LogArea) == 16);
+	expect_size(m, sizeof(LogArea));
+	LogArea a = load<LogArea>(m.payload.data());
+	// A zero-sized log (none) may come without its fd.
+	if (a.mmap_size || !m.fds.empty())
+		expect_one_fd(m);
+	if (a.mmap_offset + a.mmap_size < a.mmap_offset)
+		fail(m, "log range wraps around");
+	return a;
+}
+
+void parse_log_fd(const Message &m)
+{
+	if (m.payload.size() != 0 && m.payload.size() != sizeof(uint64_t))
+		fail(m, "unexpected payload of " + std::to_string(m.payload.size()) + " bytes");
+	expect_one_fd(m);
+}
+
 ConfigRequest parse_config(const Message &m)
 {
 	expect_no_fds(m);
