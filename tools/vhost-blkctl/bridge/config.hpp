@@ -30,7 +30,7 @@ uint32_t max_discard_sectors(const device::BackendInfo &b);
 uint32_t max_write_zeroes_sectors(const device::BackendInfo &b);
 
 // The virtio features offered to the frontend (without bit 30): the
-// kernel's, minus what the bridge cannot honour (LOG_ALL: no dirty log;
+// kernel's (CONFIG_WCE only with FLUSH), minus what the bridge cannot honour (LOG_ALL: no dirty log;
 // SECURE_ERASE: the backend's limit is not in sysfs), minus DISCARD and
 // WRITE_ZEROES when the backend has none (the module answers UNSUPP),
 // minus RO unless the disk is read-only.
