@@ -176,6 +176,19 @@ bool vhost_blk_needs_bounce(struct block_device *bdev, struct iov_iter *iter,
 	       (write && bdev_stable_writes(bdev));
 }
 
+/*
+ * Does a write taken now have to be stable when it completes?  Without
+ * VIRTIO_BLK_F_FLUSH the guest sees a write-through disk and never flushes;
+ * with it, VHOST_BLK_SET_WRITE_CACHE decides.  REQ_FUA does that in one
+ * command where the device supports it, and the block layer adds the flush
+ * where it does not.  Caller holds vq->mutex.
+ */
+bool vhost_blk_write_through(struct vhost_blk_vq *bvq)
+{
+	return !vhost_has_feature(&bvq->vq, VIRTIO_BLK_F_FLUSH) ||
+	       READ_ONCE(bvq->blk->write_through);
+}
+
 /* @bounce: from vhost_blk_needs_bounce(), with the ring's budget checked. */
 void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 			 sector_t sector, struct iov_iter *iter, bool write,
@@ -186,14 +199,10 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 				REQ_OP_READ;
 	struct bio *bio;
 
-	/*
-	 * Without VIRTIO_BLK_F_FLUSH the guest sees a write-through disk and
-	 * never flushes: a completed write must already be stable.  REQ_FUA
-	 * does that in one command where the device supports it, and the
-	 * block layer adds the flush where it does not.
-	 */
-	if (write && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
+	if (write && vhost_blk_write_through(req->bvq)) {
 		opf |= REQ_FUA;
+		req->bvq->stats.fua_writes++;
+	}
 
 	vhost_blk_begin(req);
 

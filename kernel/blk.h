@@ -37,6 +37,7 @@ enum {
 			     (1ULL << VIRTIO_BLK_F_RO) |
 			     (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
 			     (1ULL << VIRTIO_BLK_F_FLUSH) |
+			     (1ULL << VIRTIO_BLK_F_CONFIG_WCE) |
 			     (1ULL << VIRTIO_BLK_F_TOPOLOGY) |
 			     (1ULL << VIRTIO_BLK_F_MQ) |
 			     (1ULL << VIRTIO_BLK_F_DISCARD) |
@@ -148,6 +149,13 @@ struct vhost_blk {
 	unsigned int file_lbs;
 	unsigned int file_dma_mask;
 
+	/*
+	 * VHOST_BLK_SET_WRITE_CACHE chose write-through.  Written under
+	 * dev.mutex (to true only while every ring is drained); read once
+	 * per write, when the ring takes it, under vq->mutex.
+	 */
+	bool write_through;
+
 	spinlock_t serial_lock;		/* GET_ID never sees half a serial */
 	char serial[VIRTIO_BLK_ID_BYTES];	/* protected by serial_lock */
 };
@@ -163,6 +171,7 @@ bool vhost_blk_ro(struct vhost_virtqueue *vq, struct file *backend);
 void vhost_blk_ring_error(struct vhost_blk_vq *bvq);
 
 /* bio.c */
+bool vhost_blk_write_through(struct vhost_blk_vq *bvq);
 bool vhost_blk_needs_bounce(struct block_device *bdev, struct iov_iter *iter,
 			    bool write);
 void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,

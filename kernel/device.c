@@ -328,6 +328,75 @@ static long vhost_blk_set_serial(struct vhost_blk *blk, void __user *argp)
 	return ret;
 }
 
+/*
+ * Makes every write completed so far stable: the block device's cache
+ * flush, or fsync of a file backend (its data, and the metadata a later
+ * read needs).  Caller holds dev.mutex.
+ */
+static int vhost_blk_flush_backend(struct vhost_blk *blk)
+{
+	if (blk->file)
+		return vfs_fsync(blk->backend, 1);
+	return blkdev_issue_flush(file_bdev(blk->backend));
+}
+
+/*
+ * To write-through: drain, so no write taken under write-back is still in
+ * flight, and flush the backend once the rings run again (their new writes
+ * are FUA), so every write the guest has seen complete is stable when the
+ * ioctl returns.  The flush's time is the backend's for its cache, under
+ * dev.mutex as a drain is; the rings are not held meanwhile.
+ */
+static long vhost_blk_set_write_cache(struct vhost_blk *blk, u32 __user *argp)
+{
+	u32 mode;
+	long ret;
+
+	if (get_user(mode, argp))
+		return -EFAULT;
+	if (mode != VHOST_BLK_WRITE_CACHE_WRITETHROUGH &&
+	    mode != VHOST_BLK_WRITE_CACHE_WRITEBACK)
+		return -EINVAL;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out_unlock;
+	if (mode == VHOST_BLK_WRITE_CACHE_WRITEBACK) {
+		/* Requests already taken keep their REQ_FUA. */
+		WRITE_ONCE(blk->write_through, false);
+		goto out_unlock;
+	}
+	if (blk->write_through)
+		goto out_unlock;
+	vhost_blk_drain(blk);
+	WRITE_ONCE(blk->write_through, true);
+	vhost_blk_resume(blk);
+	if (blk->backend && vhost_blk_flush_backend(blk))
+		ret = -EIO;
+out_unlock:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_get_write_cache(struct vhost_blk *blk, u32 __user *argp)
+{
+	u32 mode = VHOST_BLK_WRITE_CACHE_WRITEBACK;
+	long ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out_unlock;
+	if (blk->write_through || !vhost_blk_acked(blk, VIRTIO_BLK_F_FLUSH))
+		mode = VHOST_BLK_WRITE_CACHE_WRITETHROUGH;
+	if (put_user(mode, argp))
+		ret = -EFAULT;
+out_unlock:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
 static long vhost_blk_get_vring_stats(struct vhost_blk *blk, void __user *argp)
 {
 	struct vhost_blk_vring_stats st;
@@ -476,6 +545,8 @@ static long vhost_blk_reset_owner(struct vhost_blk *blk)
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_reset_owner(&blk->dev, umem);
 	vhost_blk_reset_stats(blk);
+	/* The rings are detached: nothing reads it. */
+	blk->write_through = false;
 out_unlock:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -508,6 +579,10 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		return vhost_blk_set_serial(blk, argp);
 	case VHOST_BLK_GET_VRING_STATS:
 		return vhost_blk_get_vring_stats(blk, argp);
+	case VHOST_BLK_SET_WRITE_CACHE:
+		return vhost_blk_set_write_cache(blk, argp);
+	case VHOST_BLK_GET_WRITE_CACHE:
+		return vhost_blk_get_write_cache(blk, argp);
 	case VHOST_GET_VRING_BASE:
 		return vhost_blk_get_vring_base(blk, argp);
 	case VHOST_SET_NWORKERS:

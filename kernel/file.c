@@ -243,12 +243,11 @@ void vhost_blk_file_rw(struct vhost_blk_req *req, struct file *file,
 	iocb->ki_pos = (loff_t)sector << SECTOR_SHIFT;
 	iocb->ki_flags |= IOCB_DIRECT;
 	iocb->ki_complete = vhost_blk_file_rw_complete;
-	/*
-	 * Without VIRTIO_BLK_F_FLUSH the guest sees a write-through disk: a
-	 * completed write must be stable, as REQ_FUA makes it in bio.c.
-	 */
-	if (write && !vhost_has_feature(&req->bvq->vq, VIRTIO_BLK_F_FLUSH))
+	/* Write-through: IOCB_DSYNC is the file's REQ_FUA (bio.c). */
+	if (write && vhost_blk_write_through(req->bvq)) {
 		iocb->ki_flags |= IOCB_DSYNC;
+		req->bvq->stats.fua_writes++;
+	}
 
 	atomic_inc(&req->pending);
 	if (write) {

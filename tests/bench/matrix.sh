@@ -16,7 +16,16 @@
 # One JSON line per cell goes to /run/results/bench.jsonl; the host makes
 # the report (scripts/bench-report.py).
 #
-#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick]
+#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce]
+#
+# Write cache cells (in the full matrix, or alone with --wce): durable
+# 4 KiB random writes on null_blk with a volatile cache (memory_backed=1,
+# cache_size=64 MiB), once with FUA support (fua=1) and once without (the
+# block layer then turns each FUA write into write + flush):
+#   kernel-wb        write-back, plain writes (not durable: the reference)
+#   kernel-wt-fua    write-through (VHOST_BLK_SET_WRITE_CACHE): every write FUA
+#   kernel-wb-flush  write-back, each write followed by a guest FLUSH
+#                    (vblk-bench --flush-after-write; one I/O = the pair)
 #
 # --quick: one backend (null_blk), depth 1 and 32, randread only: a smoke
 # run of every target.
@@ -25,14 +34,15 @@ seconds=${BENCH_SECONDS:-1}
 runs=${BENCH_RUNS:-3}
 warmup=${BENCH_WARMUP:-1}
 poll=${BENCH_POLL_US:-200}
-quick=0
+quick=0 wce_only=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) seconds=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--warmup) warmup=$2; shift 2 ;;
 	--quick) quick=1; shift ;;
-	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick]" >&2; exit 2 ;;
+	--wce) wce_only=1; shift ;;
+	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick | --wce]" >&2; exit 2 ;;
 	esac
 done
 
@@ -117,7 +127,44 @@ else
 	depths="1 32 128"
 fi
 
+# null_blk NAME with a 64 MiB volatile write cache; FUA 1 or 0.
+cache_nullb() {
+	c=/sys/kernel/config/nullb/$1
+	if [ ! -d $c ]; then
+		mkdir $c || return 1
+		echo 512 > $c/blocksize
+		echo 1024 > $c/size
+		echo 1 > $c/memory_backed
+		echo 64 > $c/cache_size
+		echo $2 > $c/fua
+		echo 1 > $c/power
+	fi
+	i=0
+	while [ ! -b /dev/$1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -b /dev/$1 ]
+}
+
+# The write cache cells (see the top), on 256 MiB of each device.
+wce_cells() {
+	for fua in 1 0; do
+		bn=nullcache-fua$fua dev=/dev/nullwce$fua
+		cache_nullb nullwce$fua $fua || { echo "# cannot create $dev"; failed=$((failed + 1)); continue; }
+		note "backend $bn ($dev, write_cache $(cat /sys/block/nullwce$fua/queue/write_cache), fua $(cat /sys/block/nullwce$fua/queue/fua))"
+		for d in 1 16; do
+			set -- --target kernel --backend $dev --size $((256 << 20))
+			cell kernel-wb $bn randwrite $d 1 1 "$@" --write-cache writeback
+			cell kernel-wt-fua $bn randwrite $d 1 1 "$@" --write-cache writethrough
+			cell kernel-wb-flush $bn randwrite $d 1 1 "$@" --write-cache writeback \
+				--flush-after-write
+		done
+	done
+}
+
 echo "TAP version 13"
+if [ $wce_only = 1 ]; then
+	backends=
+	wce_cells
+fi
 for b in $backends; do
 	bn=${b%%:*} dev=${b#*:}
 	note "backend $bn ($dev)"
@@ -162,6 +209,9 @@ for b in $backends; do
 		stop_daemon
 	done
 done
+if [ $wce_only = 0 ] && [ $quick = 0 ]; then
+	wce_cells
+fi
 echo "1..$cells"
 note "done: $cells cells, $failed failed"
 cp $W/*.log $res/ 2>/dev/null

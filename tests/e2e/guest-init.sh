@@ -47,6 +47,18 @@ a=$(dd if=/dev/vda bs=64k count=64 2>/dev/null | md5sum)
 b=$(dd if=/dev/vda bs=64k skip=4000 count=64 2>/dev/null | md5sum)
 [ "$a" = "$sum" ] && [ "$b" = "$sum" ]; check pattern_readback $? ""
 
+# The write cache through the config space (CONFIG_WCE): null_blk has no
+# volatile cache, so it starts write through (the writes above were FUA);
+# both switches, then write back for the rest of the run (the host checks
+# status shows it).
+ct=/sys/block/vda/cache_type
+c0=$(cat $ct 2>/dev/null)
+echo "write back" > $ct && c1=$(cat $ct) && echo "write through" > $ct && c2=$(cat $ct) &&
+	echo "write back" > $ct && c3=$(cat $ct)
+[ "$c0" = "write through" ] && [ "$c1" = "write back" ] && [ "$c2" = "write through" ] &&
+	[ "$c3" = "write back" ]
+check cache_type_switch $? "$c0 -> ${c1:-} -> ${c2:-} -> ${c3:-}"
+
 # I/O while the host changes workers and the vq->worker map.
 echo "E2E: stress start"
 bad=0

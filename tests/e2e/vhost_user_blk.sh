@@ -50,7 +50,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 note() { echo "# [$(elapsed)s] $*"; echo "e2e: $*" > /dev/kmsg 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..21"
+echo "1..22"
 for x in "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend"; do
 	if [ ! -e "$x" ]; then
 		echo "# SKIP missing prerequisite $x"
@@ -227,6 +227,17 @@ assert reads > 0 and writes > 0 and ids > 0 and errs == 0
 assert all(v["requests"]["in"] + v["requests"]["out"] > 0 for v in s["vqs"]), "a vq saw no I/O"
 PY
 t "status --json counts the guest's reads, writes and GET_ID, no errors" $rc
+# The guest left its write cache on (guest-init.sh, cache_type_switch); it
+# started write through, so some writes went with FUA.
+python3 - $W/status-end.json <<'PY' && grep -q "cache     write-back (guest-controlled)" $W/status-end.txt
+import json, sys
+s = json.load(open(sys.argv[1]))
+fua = sum(v["fua_writes"] for v in s["vqs"])
+print("# write_cache=%s fua_writes=%d" % (s["write_cache"], fua))
+assert "CONFIG_WCE" in s["features"]["names"] and s["write_cache"] == "write-back" and fua > 0
+PY
+t "status shows the write cache the guest chose through the config space" $? \
+	"$(grep -E 'cache|features' $W/status-end.txt)"
 
 # --- live migration to a second QEMU on a second serve, I/O running ----------
 # The destination's serve opens the device the source's still holds

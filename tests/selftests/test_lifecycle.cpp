@@ -319,7 +319,8 @@ TEST(features_offered_are_the_documented_set)
 	// Documentation/vhost-blk.rst, "Features".  SIZE_MAX is offered but not
 	// in default_features: tests put more than size_max in a descriptor.
 	uint64_t want = vblk::default_features | vblk::bit(vblk::f_log_all) |
-			vblk::bit(VIRTIO_BLK_F_RO) | vblk::bit(VIRTIO_BLK_F_SIZE_MAX);
+			vblk::bit(VIRTIO_BLK_F_RO) | vblk::bit(VIRTIO_BLK_F_SIZE_MAX) |
+			vblk::bit(VIRTIO_BLK_F_CONFIG_WCE);
 	ASSERT_EQ(f, want);
 	ASSERT_ERRNO(dev.set_features(f | vblk::bit(VIRTIO_BLK_F_GEOMETRY)), EOPNOTSUPP);
 }

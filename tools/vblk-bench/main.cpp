@@ -55,6 +55,8 @@ struct Options {
 	std::vector<std::string> tag_args;
 	std::map<std::string, std::string> tags;
 	bool json = false;
+	std::string write_cache;	// kernel: VHOST_BLK_SET_WRITE_CACHE
+	bool flush_after_write = false;
 };
 
 struct Run {
@@ -110,6 +112,11 @@ public:
 			for (unsigned q = 0; q < o.queues && o.poll_us; q++)
 				drv_->device().set_vring_busyloop_timeout(q, o.poll_us);
 			drv_->attach(backend_.get());
+			if (!o.write_cache.empty())
+				drv_->device().set_write_cache(
+					o.write_cache == "writeback"
+						? VHOST_BLK_WRITE_CACHE_WRITEBACK
+						: VHOST_BLK_WRITE_CACHE_WRITETHROUGH);
 		} else {
 			d.vhost_user_socket = o.socket;
 			drv_ = std::make_unique<vblk::BlkDriver>(d);
@@ -173,6 +180,10 @@ int run(const Options &o)
 	}
 	if (o.target != "kernel" && o.poll_us)
 		throw std::invalid_argument("--poll-us is for --target kernel");
+	if (o.target != "kernel" && !o.write_cache.empty())
+		throw std::invalid_argument("--write-cache is for --target kernel");
+	if (o.target == "raw" && o.flush_after_write)
+		throw std::invalid_argument("--flush-after-write is for a virtio target");
 	if (o.target != "kernel" && o.workers != 1)
 		throw std::invalid_argument("--workers is for --target kernel (a daemon's workers "
 					    "are its own: tag them with --tag)");
@@ -188,6 +199,7 @@ int run(const Options &o)
 	w.block_size = o.bs;
 	w.region_bytes = o.size;
 	w.poll_us = o.driver_poll_us;
+	w.flush_after_write = o.flush_after_write;
 	if (o.warmup) {
 		w.duration = std::chrono::seconds(o.warmup);
 		t->measure(w);
@@ -313,6 +325,13 @@ int main(int argc, char **argv)
 	app.add_option("--rw", o.rw, "workload")
 		->check(CLI::IsMember({ "randread", "randwrite" }))
 		->capture_default_str();
+	app.add_option("--write-cache", o.write_cache,
+		       "the device's write cache mode, VHOST_BLK_SET_WRITE_CACHE (kernel; default: "
+		       "the module's, write-back with FLUSH)")
+		->check(CLI::IsMember({ "writeback", "writethrough" }));
+	app.add_flag("--flush-after-write", o.flush_after_write,
+		     "randwrite: follow each write by a FLUSH, the pair counted as one I/O "
+		     "(durable writes without FUA)");
 	app.add_option("--depth", o.depth, "requests in flight per queue")
 		->check(CLI::Range(1u, 1024u))
 		->capture_default_str();

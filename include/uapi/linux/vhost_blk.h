@@ -177,10 +177,50 @@ struct vhost_blk_vring_stats {
 				 * ring in one go (a kick-handler run, busy
 				 * polling included, or a completion batch)
 				 */
-	__u64 reserved[5];
+	__u64 fua_writes;	/* OUT requests sent with REQ_FUA: taken in
+				 * write-through mode (VHOST_BLK_SET_WRITE_CACHE)
+				 */
+	__u64 reserved[4];
 };
 
 #define VHOST_BLK_GET_VRING_STATS \
 	_IOWR(VHOST_VIRTIO, 0xFD, struct vhost_blk_vring_stats)
+
+/*
+ * VHOST_BLK_SET_WRITE_CACHE, VHOST_BLK_GET_WRITE_CACHE: the write cache mode,
+ * what the guest selects with the `writeback` byte of struct
+ * virtio_blk_config when the VMM offers VIRTIO_BLK_F_CONFIG_WCE (the config
+ * space stays the VMM's: it applies the guest's writes with this ioctl).
+ *
+ *   VHOST_BLK_WRITE_CACHE_WRITETHROUGH (0): every write goes to the backend
+ *	with REQ_FUA and completes once it is stable.  FLUSH requests are
+ *	still accepted (and still flush the backend).
+ *   VHOST_BLK_WRITE_CACHE_WRITEBACK (1): plain writes, which may sit in the
+ *	backend's volatile cache until a guest FLUSH (REQ_PREFLUSH).  Only
+ *	while VIRTIO_BLK_F_FLUSH is negotiated: a guest that cannot flush is
+ *	served write-through whatever was set.
+ *
+ * The default, on open and after VHOST_RESET_OWNER, is WRITEBACK: a VMM that
+ * never calls this ioctl gets what the module always did, write-back with
+ * VIRTIO_BLK_F_FLUSH and write-through (REQ_FUA) without it.
+ * VHOST_BLK_GET_WRITE_CACHE returns the mode writes are served in now, so it
+ * reads WRITETHROUGH without VIRTIO_BLK_F_FLUSH.  VIRTIO_BLK_F_CONFIG_WCE in
+ * VHOST_GET_FEATURES says the module has these ioctls; negotiating it
+ * changes nothing in the module.
+ *
+ * May be called at any time after VHOST_SET_OWNER, also while rings run.
+ * Every request keeps the mode it was taken from the ring under.  Switching
+ * to write-through completes every request in flight (as a detach does),
+ * then flushes the backend's cache before returning, so every write the
+ * guest has seen complete is stable once the call returns, and every later
+ * one is FUA.  Switching to write-back applies to the requests taken after
+ * it.  Errors: EINVAL for a value other than 0 or 1, EPERM for a caller that
+ * is not the owner, EIO if the flush failed (the mode is write-through
+ * nonetheless; the VMM may retry).
+ */
+#define VHOST_BLK_WRITE_CACHE_WRITETHROUGH	0u
+#define VHOST_BLK_WRITE_CACHE_WRITEBACK		1u
+#define VHOST_BLK_SET_WRITE_CACHE _IOW(VHOST_VIRTIO, 0xFC, __u32)
+#define VHOST_BLK_GET_WRITE_CACHE _IOR(VHOST_VIRTIO, 0xFC, __u32)
 
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

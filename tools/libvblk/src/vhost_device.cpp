@@ -163,6 +163,18 @@ vhost_blk_vring_stats VhostBlkDevice::get_vring_stats(unsigned index)
 	return st;
 }
 
+void VhostBlkDevice::set_write_cache(uint32_t mode)
+{
+	ioctl_or_throw(VHOST_BLK_SET_WRITE_CACHE, &mode, "VHOST_BLK_SET_WRITE_CACHE");
+}
+
+uint32_t VhostBlkDevice::get_write_cache()
+{
+	uint32_t mode = 0;
+	ioctl_or_throw(VHOST_BLK_GET_WRITE_CACHE, &mode, "VHOST_BLK_GET_WRITE_CACHE");
+	return mode;
+}
+
 unsigned VhostBlkDevice::new_worker()
 {
 	vhost_worker_state s = { .worker_id = 0 };

@@ -174,6 +174,7 @@ struct RingLoad {
 		GuestBuffer meta; // virtio_blk_outhdr at 0, status byte at 16
 		GuestBuffer data;
 		clock::time_point submitted;
+		bool flushing = false; // the slot's FLUSH after its write is out
 	};
 
 	RingLoad(BlkDriver &drv, unsigned q, const Region &reg, const WorkloadOptions &o)
@@ -186,7 +187,7 @@ struct RingLoad {
 					" too small for queue depth " + std::to_string(o.depth));
 		for (unsigned i = 0; i < o.depth; i++) {
 			Slot s{ drv.memory().allocate(64, 64), drv.memory().allocate(o.block_size, 4096),
-				{} };
+				{}, false };
 			if (write)
 				fill_pattern(s.data.bytes(), 0, o.seed + i);
 			slots.push_back(std::move(s));
@@ -206,6 +207,21 @@ struct RingLoad {
 					  { s.data.gpa(), o.block_size, !write },
 					  { s.meta.gpa() + 16, 1, true } };
 		s.submitted = clock::now();
+		if (!vq.add_chain(segs, slot))
+			throw QueueFull("queue " + std::to_string(q) + " full");
+	}
+
+	// The FLUSH that follows the slot's write (flush_after_write).
+	void submit_flush(unsigned slot)
+	{
+		Slot &s = slots[slot];
+		virtio_blk_outhdr h{};
+		h.type = htole32(VIRTIO_BLK_T_FLUSH);
+		std::memcpy(s.meta.data(), &h, sizeof(h));
+		s.meta.data()[16] = status_unwritten;
+		const Segment segs[2] = { { s.meta.gpa(), sizeof(h), false },
+					  { s.meta.gpa() + 16, 1, true } };
+		s.flushing = true;
 		if (!vq.add_chain(segs, slot))
 			throw QueueFull("queue " + std::to_string(q) + " full");
 	}
@@ -246,11 +262,19 @@ struct RingLoad {
 				vq.kick();
 			if (!outstanding)
 				return;
-			bool got = false;
+			bool got = false, flushes = false;
 			while (auto u = vq.get_used()) {
 				auto t = clock::now();
 				unsigned slot = static_cast<unsigned>(u->token);
 				Slot &s = slots[slot];
+				got = true;
+				if (write && o.flush_after_write && !s.flushing &&
+				    s.meta.data()[16] == VIRTIO_BLK_S_OK) {
+					submit_flush(slot);
+					flushes = true;
+					continue;
+				}
+				s.flushing = false;
 				latencies.push_back(static_cast<uint32_t>(
 					std::min<int64_t>(UINT32_MAX,
 							  std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -266,8 +290,9 @@ struct RingLoad {
 				}
 				free_slots.push_back(slot);
 				outstanding--;
-				got = true;
 			}
+			if (flushes)
+				vq.kick();
 			if (!got && o.poll_us && spin_for_used())
 				continue;
 			if (!got && !vq.wait_used(std::chrono::milliseconds(o.timeout_ms)))

@@ -56,6 +56,9 @@ uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b
 			   bit(VIRTIO_BLK_F_SIZE_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE) |
 			   bit(VIRTIO_BLK_F_FLUSH) | bit(VIRTIO_BLK_F_TOPOLOGY) |
 			   bit(VIRTIO_BLK_F_MQ) | bit(VHOST_F_LOG_ALL);
+	// The guest's write cache switch needs its flush to be worth anything.
+	if (kernel_features & bit(VIRTIO_BLK_F_FLUSH))
+		allowed |= bit(VIRTIO_BLK_F_CONFIG_WCE);
 	if (max_discard_sectors(b))
 		allowed |= bit(VIRTIO_BLK_F_DISCARD);
 	if (max_write_zeroes_sectors(b))

@@ -31,8 +31,8 @@ uint32_t max_write_zeroes_sectors(const device::BackendInfo &b);
 
 // The virtio features offered to the frontend (without bit 30): the
 // kernel's (LOG_ALL included: the kernel marks the frontend's shared dirty
-// log itself), minus what the bridge cannot honour (SECURE_ERASE: the
-// backend's limit is not in sysfs), minus DISCARD and
+// log itself; CONFIG_WCE only with FLUSH), minus what the bridge cannot
+// honour (SECURE_ERASE: the backend's limit is not in sysfs), minus DISCARD and
 // WRITE_ZEROES when the backend has none (the module answers UNSUPP),
 // minus RO unless the disk is read-only.
 uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b,

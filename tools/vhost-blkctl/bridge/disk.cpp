@@ -130,6 +130,14 @@ control::DiskStatus Disk::status()
 	s.connected = session_ && session_->owned();
 	s.connections = connections_;
 	s.features = session_ ? session_->acked_features() : 0;
+	if (s.connected) {
+		try {
+			s.write_cache = session_->dev().write_cache() ? "write-back"
+								      : "write-through";
+		} catch (const vblk::SysError &e) {
+			throw control::RequestError("device-error", e.what());
+		}
+	}
 	s.policy = plan_.policy;
 	const auto &ids = session_ ? session_->workers().kernel_ids() : std::vector<unsigned>{};
 	for (unsigned w = 0; w < plan_.workers; w++) {
@@ -169,6 +177,7 @@ control::DiskStatus Disk::status()
 				v.malformed = k.malformed;
 				v.batches = k.batches;
 				v.throttled = k.throttled;
+				v.fua_writes = k.fua_writes;
 			} catch (const vblk::SysError &e) {
 				throw control::RequestError("device-error", e.what());
 			}

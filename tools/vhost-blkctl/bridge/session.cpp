@@ -365,6 +365,22 @@ void Session::set_features(uint64_t f)
 	dev_->set_features(f & ~vhost_user::f_protocol_features);
 	features_ = f & ~vhost_user::f_protocol_features;
 	features_set_ = true;
+	// Without CONFIG_WCE the kernel's default stands: write-back with
+	// FLUSH, write-through without, as the guest expects.
+	if (guest_controls_cache())
+		dev_->set_write_cache(effective_wce());
+}
+
+bool Session::guest_controls_cache() const noexcept
+{
+	return features_set_ && (features_ & (1ull << VIRTIO_BLK_F_CONFIG_WCE));
+}
+
+// A guest that negotiated CONFIG_WCE without FLUSH sees writeback 0 (virtio
+// 1.2, 5.2.5.1): it cannot flush, the module serves it write-through.
+bool Session::effective_wce() const noexcept
+{
+	return wce_ && (!features_set_ || (features_ & (1ull << VIRTIO_BLK_F_FLUSH)));
 }
 
 void Session::set_mem_table(Message &m)
@@ -396,7 +412,7 @@ std::optional<Message> Session::get_config(const Message &m)
 {
 	auto req = vhost_user::parse_config(m);
 	DiskParams p = ctx_.params;
-	auto cfg = build_config(ctx_.info, p, wce_);
+	auto cfg = build_config(ctx_.info, p, effective_wce());
 	auto data = read_config(cfg, req.hdr.offset, req.hdr.size);
 	return vhost_user::reply_config(m, req.hdr, data);
 }
@@ -404,14 +420,22 @@ std::optional<Message> Session::get_config(const Message &m)
 void Session::set_config(const Message &m)
 {
 	auto req = vhost_user::parse_config(m);
-	if (req.hdr.offset == offsetof(virtio_blk_config, wce) && req.hdr.size == 1) {
-		wce_ = req.data[0] != 0;
-		ctx_.log(std::string("config: write cache ") + (wce_ ? "on" : "off"));
-		return;
-	}
-	throw Rejected("SET_CONFIG: only wce is writable (offset " +
-		       std::to_string(req.hdr.offset) + ", size " + std::to_string(req.hdr.size) +
-		       ")");
+	if (req.hdr.offset != offsetof(virtio_blk_config, wce) || req.hdr.size != 1)
+		throw Rejected("SET_CONFIG: only wce is writable (offset " +
+			       std::to_string(req.hdr.offset) + ", size " +
+			       std::to_string(req.hdr.size) + ")");
+	if (!guest_controls_cache())
+		throw Rejected("SET_CONFIG: wce is writable only with CONFIG_WCE negotiated");
+	if (req.data[0] > 1)
+		throw Rejected("SET_CONFIG: wce " + std::to_string(req.data[0]) +
+			       " is neither 0 (write-through) nor 1 (write-back)");
+	bool wce = req.data[0] == 1;
+	// Write-through returns once every write the guest saw complete is
+	// stable (the module drains and flushes).
+	dev_->set_write_cache(wce);
+	wce_ = wce;
+	ctx_.log(std::string("config: write cache ") +
+		 (effective_wce() ? "write-back" : "write-through"));
 }
 
 std::optional<Message> Session::dispatch(Message &m)

@@ -144,6 +144,8 @@ private:
 	void set_mem_table(vhost_user::Message &m);
 	std::optional<vhost_user::Message> get_config(const vhost_user::Message &m);
 	void set_config(const vhost_user::Message &m);
+	bool guest_controls_cache() const noexcept;
+	bool effective_wce() const noexcept;
 
 	const DiskContext &ctx_;
 	DirtyLog log_;		// before dev_: unmapped after the device closed
@@ -152,6 +154,9 @@ private:
 	bool features_set_ = false;
 	uint64_t features_ = 0;
 	uint64_t protocol_features_ = 0;
+	// The config space's writeback byte: the backend's write cache at
+	// start, then what the guest writes; applied to the kernel device
+	// (VHOST_BLK_SET_WRITE_CACHE) while CONFIG_WCE is negotiated.
 	bool wce_;
 	MemoryTable mem_;
 	std::vector<Ring> rings_;

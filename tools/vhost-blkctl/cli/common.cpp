@@ -7,6 +7,8 @@
 #include "device/module_info.hpp"
 #include "qmp/vhost_blk.hpp"
 
+#include <linux/virtio_blk.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -179,6 +181,10 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 			os << " " << n;
 		os << "\n";
 	}
+	if (s.write_cache)
+		os << "  cache     " << *s.write_cache
+		   << (s.features & (1ull << VIRTIO_BLK_F_CONFIG_WCE) ? " (guest-controlled)" : "")
+		   << "\n";
 	os << "  queues    " << s.queues << "\n"
 	   << "  workers   " << s.workers.size() << " (" << s.policy << ")\n\n";
 	os << std::left << "  " << std::setw(8) << "WORKER" << std::setw(11) << "KERNEL-ID"

@@ -21,12 +21,13 @@ const char *const type_names[VqStatus::nr_types] = {
 const char *const disk_keys[] = {
 	"name",	     "state",	  "pid",       "backend",    "socket",	"serial",
 	"size_bytes", "block_size", "queues",    "read_only",  "poll_us",	"connected",
-	"connections", "features",  "policy",    "workers",    "vqs",	"vqs_source",
+	"connections", "features",  "write_cache", "policy",    "workers",    "vqs",	"vqs_source",
 	"error",
 };
 const char *const vq_keys[] = {
 	"index",  "worker", "worker_id", "started",   "attached", "inflight",  "requests",
 	"bytes",  "status", "bounced",   "malformed", "batches",  "stopped",   "throttled",
+	"fua_writes",
 };
 const char *const worker_keys[] = { "index", "kernel_id", "vqs" };
 
@@ -129,6 +130,7 @@ void to_json(json &j, const VqStatus &v)
 		{ "batches", v.batches },
 		{ "stopped", v.stopped },
 		{ "throttled", v.throttled },
+		{ "fua_writes", v.fua_writes },
 	};
 }
 
@@ -156,6 +158,7 @@ void from_json(const json &j, VqStatus &v)
 	get_opt(j, "batches", v.batches);
 	get_opt(j, "stopped", v.stopped);
 	get_opt(j, "throttled", v.throttled);
+	get_opt(j, "fua_writes", v.fua_writes);
 }
 
 void to_json(json &j, const WorkerStatus &w)
@@ -187,6 +190,7 @@ void to_json(json &j, const DiskStatus &d)
 		{ "connected", d.connected },
 		{ "connections", d.connections },
 		{ "features", features_json(d.features) },
+		{ "write_cache", or_null(d.write_cache) },
 		{ "policy", d.policy },
 		{ "workers", d.workers },
 		{ "vqs", d.vqs },
@@ -212,6 +216,7 @@ void from_json(const json &j, DiskStatus &d)
 	get_opt(j, "connections", d.connections);
 	if (j.contains("features") && !j["features"].is_null())
 		d.features = features_from(j["features"]);
+	get_opt(j, "write_cache", d.write_cache);
 	get_opt(j, "policy", d.policy);
 	get_opt(j, "workers", d.workers);
 	get_opt(j, "vqs", d.vqs);

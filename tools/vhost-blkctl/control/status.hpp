@@ -27,6 +27,7 @@ struct VqStatus {
 	uint64_t status_ok = 0, status_ioerr = 0, status_unsupp = 0;
 	uint64_t bounced = 0, malformed = 0, batches = 0;
 	uint64_t throttled = 0;		// waits for the ring's bounce budget
+	uint64_t fua_writes = 0;	// writes sent write-through (REQ_FUA)
 
 	uint64_t total_requests() const noexcept;
 };
@@ -51,6 +52,9 @@ struct DiskStatus {
 	bool connected = false;		// a frontend owns the device
 	uint64_t connections = 0;	// accepted since start
 	uint64_t features = 0;		// negotiated virtio features
+	// "write-back" or "write-through": how the kernel serves writes now
+	// (the guest's choice with CONFIG_WCE); none: not connected.
+	std::optional<std::string> write_cache;
 	std::string policy;
 	std::vector<WorkerStatus> workers;
 	std::vector<VqStatus> vqs;

@@ -31,6 +31,7 @@ struct RingStats {
 	uint64_t status_ok = 0, status_ioerr = 0, status_unsupp = 0;
 	uint64_t bounced = 0, malformed = 0, batches = 0;
 	uint64_t throttled = 0;		// waits for the ring's bounce budget
+	uint64_t fua_writes = 0;	// writes sent write-through (REQ_FUA)
 };
 // "in", "out", "flush", "get_id", "discard", "write_zeroes",
 // "secure_erase", "other": the index of each in RingStats::requests.
@@ -66,6 +67,11 @@ public:
 	virtual void detach_ring(unsigned index) = 0;
 	virtual void set_serial(std::string_view serial) = 0;
 	virtual RingStats ring_stats(unsigned index) = 0;
+	// The write cache mode (VHOST_BLK_SET_WRITE_CACHE): true write-back.
+	// Switching to write-through returns once earlier writes are stable.
+	virtual void set_write_cache(bool writeback) = 0;
+	// The mode writes are served in now (write-through without FLUSH).
+	virtual bool write_cache() = 0;
 	virtual unsigned new_worker() = 0;
 	virtual void free_worker(unsigned worker_id) = 0;
 	virtual void attach_vring_worker(unsigned index, unsigned worker_id) = 0;

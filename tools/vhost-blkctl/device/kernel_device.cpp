@@ -16,6 +16,7 @@ RingStats KernelDevice::ring_stats(unsigned index)
 	s.attached = k.attached != 0;
 	s.stopped = k.stopped != 0;
 	s.inflight = k.inflight;
+	s.fua_writes = k.fua_writes;
 	for (unsigned i = 0; i < RingStats::nr_types; i++) {
 		s.requests[i] = k.requests[i];
 		s.bytes[i] = k.bytes[i];

@@ -39,6 +39,15 @@ public:
 	void detach_ring(unsigned i) override { dev_.set_backend(VHOST_BLK_BACKEND_VRING(i), -1); }
 	void set_serial(std::string_view s) override { dev_.set_serial(s); }
 	RingStats ring_stats(unsigned index) override;
+	void set_write_cache(bool writeback) override
+	{
+		dev_.set_write_cache(writeback ? VHOST_BLK_WRITE_CACHE_WRITEBACK
+					       : VHOST_BLK_WRITE_CACHE_WRITETHROUGH);
+	}
+	bool write_cache() override
+	{
+		return dev_.get_write_cache() == VHOST_BLK_WRITE_CACHE_WRITEBACK;
+	}
 	unsigned new_worker() override { return dev_.new_worker(); }
 	void free_worker(unsigned id) override { dev_.free_worker(id); }
 	void attach_vring_worker(unsigned i, unsigned id) override

@@ -122,6 +122,7 @@ inline control::DiskStatus sample_status()
 	d.connected = true;
 	d.connections = 3;
 	d.features = 0x130000a54ull;
+	d.write_cache = "write-through";
 	d.policy = "round-robin:2";
 	d.workers = { { 0, 7, { 0 } }, { 1, 8, { 1 } } };
 	control::VqStatus v0, v1;
@@ -149,6 +150,7 @@ inline control::DiskStatus sample_status()
 	v1.batches = 10;
 	v1.stopped = true;
 	v1.throttled = 5;
+	v1.fua_writes = 10;
 	d.vqs = { v0, v1 };
 	d.vqs_source = "live";
 	return d;

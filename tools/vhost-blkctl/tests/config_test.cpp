@@ -228,3 +228,13 @@ TEST(Config, any_offset_and_size_read_back)
 		EXPECT_EQ(tail[i], 0);
 	EXPECT_TRUE(read_config(c, 200, 0).empty());
 }
+
+TEST(Features, config_wce_only_with_flush_and_a_module_that_has_it)
+{
+	const uint64_t k = kernel_all | bit(VIRTIO_BLK_F_CONFIG_WCE);
+	EXPECT_TRUE(offered_features(k, disk_1g(), {}) & bit(VIRTIO_BLK_F_CONFIG_WCE));
+	EXPECT_FALSE(offered_features(k & ~bit(VIRTIO_BLK_F_FLUSH), disk_1g(), {}) &
+		     bit(VIRTIO_BLK_F_CONFIG_WCE));
+	// A module without VHOST_BLK_SET_WRITE_CACHE does not offer it.
+	EXPECT_FALSE(offered_features(kernel_all, disk_1g(), {}) & bit(VIRTIO_BLK_F_CONFIG_WCE));
+}

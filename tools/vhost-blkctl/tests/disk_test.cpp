@@ -206,6 +206,17 @@ TEST(Disk, status_reports_workers_map_and_stats)
 	EXPECT_EQ(s.vqs[1].throttled, 0u);
 }
 
+TEST(Disk, status_reports_the_write_cache_the_kernel_serves)
+{
+	DiskHarness h;
+	EXPECT_FALSE(h.disk->status().write_cache);
+	h.connect();
+	h.bring_up();
+	EXPECT_EQ(h.disk->status().write_cache, "write-back");
+	h.st.writeback = false;
+	EXPECT_EQ(h.disk->status().write_cache, "write-through");
+}
+
 TEST(Disk, status_reports_a_stopped_ring_and_its_throttled_count)
 {
 	DiskHarness h;

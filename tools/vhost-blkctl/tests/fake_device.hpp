@@ -34,7 +34,7 @@ struct State {
 	static constexpr unsigned nvqs = 16;
 	uint64_t features = (1ull << 32) | (1ull << 28) | (1ull << 24) | (1ull << 29) |
 			    (1ull << 27) | (1ull << 26) | (1ull << 2) | (1ull << 5) |
-			    (1ull << 6) | (1ull << 9) | (1ull << 10) | (1ull << 12) |
+			    (1ull << 6) | (1ull << 9) | (1ull << 10) | (1ull << 11) | (1ull << 12) |
 			    (1ull << 13) | (1ull << 14) | (1ull << 16);
 	int opened = 0;
 	std::vector<std::string> calls;		// every call, in order
@@ -53,6 +53,7 @@ struct State {
 	// At each VHOST_SET_LOG_BASE: was the log being replaced still
 	// mapped (the kernel may write to it until the call returns)?
 	std::vector<bool> old_log_mapped;
+	bool writeback = true;		// the kernel's default
 };
 
 // Whether the page holding `addr` is mapped in this process.
@@ -75,6 +76,7 @@ public:
 		for (auto &r : s_.rings)
 			r = Ring();
 		s_.workers.clear();
+		s_.writeback = true;
 	}
 
 	uint64_t get_features() override { return call("get_features"), s_.features; }
@@ -138,6 +140,12 @@ public:
 		st.requests[1] = 20 + i;
 		st.bytes[0] = 4096 * (10 + i);
 		return st;
+	}
+	void set_write_cache(bool wb) override { call("set_write_cache"), s_.writeback = wb; }
+	bool write_cache() override
+	{
+		call("write_cache");
+		return s_.writeback && (s_.acked & (1ull << VIRTIO_BLK_F_FLUSH));
 	}
 	unsigned new_worker() override
 	{

@@ -92,6 +92,7 @@ TEST(Golden, status_of_a_disk_waiting_for_its_first_frontend)
 		svc.s.connected = false;
 		svc.s.connections = 0;
 		svc.s.features = 0;
+		svc.s.write_cache.reset();
 		svc.s.workers = { { 0, std::nullopt, { 0, 1 } } };
 		svc.s.policy = "single";
 		svc.s.vqs = { control::VqStatus{}, control::VqStatus{} };
@@ -116,6 +117,7 @@ TEST(Golden, list_of_a_connected_a_waiting_and_a_stale_disk)
 		b.s.name = "b-disk";
 		b.s.pid = 4343;
 		b.s.connected = false;
+		b.s.write_cache.reset();
 		b.s.backend = "/dev/nullb1";
 		FakeDaemon da(d.path, "a-disk", a), db(d.path, "b-disk", b);
 		// A socket file nobody listens on: a daemon that died.

@@ -68,7 +68,8 @@ struct RestartHarness : SessionHarness {
 			return vblk::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 		};
 		send(make(Request::set_owner));
-		send(u64(Request::set_features, ctx.offered_features));
+		send(u64(Request::set_features,
+			 ctx.offered_features & ~(uint64_t{ 1 } << VHOST_F_LOG_ALL)));
 		Message mt = mem_table();
 		uint64_t ring = frontend_base + 0x10000;
 		auto mem = vblk::Mmap::map(ram_size, PROT_READ | PROT_WRITE, MAP_SHARED,

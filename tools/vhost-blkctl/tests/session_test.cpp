@@ -278,16 +278,137 @@ TEST(Session, get_config_answers_any_offset_and_size)
 		     ProtocolError);
 }
 
-TEST(Session, set_config_writes_wce_only)
+namespace {
+
+constexpr uint64_t f_config_wce = 1ull << VIRTIO_BLK_F_CONFIG_WCE;
+constexpr uint64_t f_flush = 1ull << VIRTIO_BLK_F_FLUSH;
+
+// The config space's writeback byte as the frontend reads it.
+int read_wce(SessionHarness &h)
+{
+	auto r = h.send(config(Request::get_config, offsetof(virtio_blk_config, wce), { 9 }));
+	return r && r->payload.size() == 13 ? r->payload[12] : -1;
+}
+
+std::optional<Message> write_wce(SessionHarness &h, std::vector<uint8_t> v,
+				 uint32_t offset = offsetof(virtio_blk_config, wce))
+{
+	return h.send(config(Request::set_config, offset, std::move(v)));
+}
+
+void own_with(SessionHarness &h, uint64_t features)
+{
+	h.send(make(Request::set_owner));
+	h.send(u64(Request::set_features, features));
+}
+
+} // namespace
+
+TEST(Session, config_wce_is_offered_with_flush)
 {
 	SessionHarness h;
-	h.send(config(Request::set_config, offsetof(virtio_blk_config, wce), { 0 }));
-	auto r = h.send(config(Request::get_config, offsetof(virtio_blk_config, wce), { 9 }));
-	EXPECT_EQ(r->payload[12], 0);
-	h.send(config(Request::set_config, offsetof(virtio_blk_config, wce), { 1 }));
-	r = h.send(config(Request::get_config, offsetof(virtio_blk_config, wce), { 9 }));
-	EXPECT_EQ(r->payload[12], 1);
-	EXPECT_THROW(h.send(config(Request::set_config, 0, std::vector<uint8_t>(8))), Rejected);
+	EXPECT_TRUE(h.ctx.offered_features & f_config_wce);
+	EXPECT_TRUE(h.ctx.offered_features & f_flush);
+}
+
+TEST(Session, set_config_wce_switches_the_kernel_device_both_ways)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	// SET_FEATURES with CONFIG_WCE applied the start value (the backend
+	// has a volatile cache: write-back).
+	EXPECT_GE(position(h.st.calls, "set_write_cache"), 0);
+	EXPECT_TRUE(h.st.writeback);
+	EXPECT_EQ(read_wce(h), 1);
+	write_wce(h, { 0 });
+	EXPECT_FALSE(h.st.writeback);
+	EXPECT_EQ(read_wce(h), 0);
+	write_wce(h, { 1 });
+	EXPECT_TRUE(h.st.writeback);
+	EXPECT_EQ(read_wce(h), 1);
+	// The ring kept running throughout.
+	EXPECT_TRUE(h.st.rings[0].attached);
+}
+
+TEST(Session, set_config_rejects_other_fields_sizes_and_values_mode_unchanged)
+{
+	SessionHarness h;
+	own_with(h, h.ctx.offered_features);
+	write_wce(h, { 0 });
+	auto calls = std::count(h.st.calls.begin(), h.st.calls.end(), "set_write_cache");
+	EXPECT_THROW(write_wce(h, std::vector<uint8_t>(8), 0), Rejected);
+	EXPECT_THROW(write_wce(h, { 1, 0 }), Rejected);
+	EXPECT_THROW(write_wce(h, { 1 }, offsetof(virtio_blk_config, wce) + 1), Rejected);
+	EXPECT_THROW(write_wce(h, { 1 }, offsetof(virtio_blk_config, num_queues)), Rejected);
+	EXPECT_THROW(write_wce(h, { 2 }), Rejected);
+	EXPECT_THROW(write_wce(h, { 0xff }), Rejected);
+	EXPECT_EQ(std::count(h.st.calls.begin(), h.st.calls.end(), "set_write_cache"), calls);
+	EXPECT_FALSE(h.st.writeback);
+	EXPECT_EQ(read_wce(h), 0);
+}
+
+TEST(Session, set_config_nack_keeps_the_connection)
+{
+	SessionHarness h;
+	h.send(u64(Request::set_protocol_features, 1ull << pf_reply_ack | 1ull << pf_config));
+	own_with(h, h.ctx.offered_features);
+	Message m = config(Request::set_config, offsetof(virtio_blk_config, wce), { 7 });
+	m.flags |= flag_need_reply;
+	EXPECT_TRUE(h.s->can_nack(m));
+	EXPECT_THROW(h.s->handle(m), Rejected);
+	EXPECT_TRUE(h.st.writeback);
+}
+
+TEST(Session, without_config_wce_the_kernel_default_stands_and_wce_is_read_only)
+{
+	SessionHarness h;
+	own_with(h, h.ctx.offered_features & ~f_config_wce);
+	EXPECT_EQ(position(h.st.calls, "set_write_cache"), -1);
+	EXPECT_THROW(write_wce(h, { 0 }), Rejected);
+	EXPECT_EQ(position(h.st.calls, "set_write_cache"), -1);
+	EXPECT_TRUE(h.st.writeback);
+}
+
+TEST(Session, before_set_features_wce_is_not_writable)
+{
+	SessionHarness h;
+	EXPECT_THROW(write_wce(h, { 0 }), Rejected);
+	EXPECT_EQ(position(h.st.calls, "set_write_cache"), -1);
+}
+
+TEST(Session, config_wce_without_flush_reads_0_and_the_device_is_write_through)
+{
+	SessionHarness h;
+	own_with(h, h.ctx.offered_features & ~f_flush);
+	EXPECT_EQ(read_wce(h), 0);
+	EXPECT_FALSE(h.st.writeback);
+	// Asking for write-back changes nothing the guest could not flush.
+	write_wce(h, { 1 });
+	EXPECT_EQ(read_wce(h), 0);
+}
+
+TEST(Session, backend_without_volatile_cache_starts_write_through)
+{
+	SessionHarness h;
+	h.ctx.info.write_cache = false;
+	h.s = std::make_unique<bridge::Session>(h.ctx, fake::factory(h.st));
+	EXPECT_EQ(read_wce(h), 0);
+	own_with(h, h.ctx.offered_features);
+	EXPECT_FALSE(h.st.writeback);
+	write_wce(h, { 1 });
+	EXPECT_TRUE(h.st.writeback);
+	EXPECT_EQ(read_wce(h), 1);
+}
+
+TEST(Session, reset_device_restores_the_start_value_of_wce)
+{
+	SessionHarness h;
+	own_with(h, h.ctx.offered_features);
+	write_wce(h, { 0 });
+	h.send(make(Request::reset_device));
+	// A fresh kernel device (its default) and the backend's value again.
+	EXPECT_TRUE(h.st.writeback);
+	EXPECT_EQ(read_wce(h), 1);
 }
 
 TEST(Session, reset_device_stops_rings_and_reopens_the_device_keeping_the_owner)

@@ -64,6 +64,9 @@ public:
 	// Up to VIRTIO_BLK_ID_BYTES bytes; shorter strings are NUL padded.
 	void set_serial(std::string_view serial);
 	vhost_blk_vring_stats get_vring_stats(unsigned index);
+	// VHOST_BLK_WRITE_CACHE_WRITETHROUGH or _WRITEBACK.
+	void set_write_cache(uint32_t mode);
+	uint32_t get_write_cache();
 
 	unsigned new_worker();
 	void free_worker(unsigned worker_id);

@@ -39,6 +39,11 @@ struct WorkloadOptions {
 	// Random workloads: spin on the used ring this long before sleeping
 	// on the call eventfd (a guest's virtio-blk poll queues).  0: sleep.
 	unsigned poll_us = 0;
+	// randwrite: each write is followed, once it completed OK, by a FLUSH
+	// on the same ring; the pair is one operation (its latency runs from
+	// the write's submission to the flush's completion): a guest making
+	// every write durable with a flush instead of FUA.
+	bool flush_after_write = false;
 };
 
 // Completion latency (submission to used-ring entry seen), microseconds.
