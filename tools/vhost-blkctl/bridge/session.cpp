@@ -9,6 +9,7 @@
 #include <linux/vhost.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace bridge {
@@ -183,8 +184,16 @@ bool Session::rebase(unsigned index)
 	if (!r.base)
 		return false;
 	uint64_t used = mem_.to_daemon(r.addr.used_user_addr, used_bytes(r.num), "used ring");
-	uint16_t used_idx = __atomic_load_n(reinterpret_cast<const uint16_t *>(used + 2),
-					    __ATOMIC_ACQUIRE);
+	// The frontend's memfd may be shorter than the region it announced
+	// (or truncated since): a plain load would be SIGBUS.  Our own
+	// process_vm_readv answers EFAULT instead.
+	uint16_t used_idx;
+	struct iovec local = { &used_idx, sizeof(used_idx) };
+	struct iovec remote = { reinterpret_cast<void *>(used + 2), sizeof(used_idx) };
+	if (::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) != sizeof(used_idx))
+		throw Rejected("vq " + std::to_string(index) +
+			       ": the used ring cannot be read (guest memory smaller than "
+			       "its memory table says?)");
 	auto base = stale_base(*r.base, used_idx, r.num);
 	if (!base)
 		return false;
