@@ -191,7 +191,8 @@ int vhost_blk_bounce_fill(struct vhost_blk_req *req, struct iov_iter *iter,
 int vhost_blk_file_check(struct file *file, unsigned int *lbs,
 			 unsigned int *dma_mask);
 u64 vhost_blk_file_nr_sectors(struct vhost_blk *blk, struct file *file);
-bool vhost_blk_file_needs_bounce(struct vhost_blk *blk, struct iov_iter *iter);
+bool vhost_blk_file_needs_bounce(struct vhost_blk *blk, struct file *file,
+				 struct iov_iter *iter, bool write);
 void vhost_blk_file_rw(struct vhost_blk_req *req, struct file *file,
 		       sector_t sector, struct iov_iter *iter, bool write,
 		       bool bounce);

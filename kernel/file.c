@@ -22,9 +22,11 @@
  * flight, range requests counted against the ring's in-flight budget.
  */
 #include <linux/bvec.h>
+#include <linux/cred.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 #include <linux/slab.h>
 #include <linux/stat.h>
 #include <linux/virtio_blk.h>
@@ -95,10 +97,21 @@ u64 vhost_blk_file_nr_sectors(struct vhost_blk *blk, struct file *file)
 	return round_down(size, blk->file_lbs) >> SECTOR_SHIFT;
 }
 
-bool vhost_blk_file_needs_bounce(struct vhost_blk *blk, struct iov_iter *iter)
+/*
+ * Bounce what direct I/O on the file would refuse, and writes to a file
+ * whose pages must not change under I/O (a filesystem on dm-integrity,
+ * RAID5/6: SB_I_STABLE_WRITES), as bio.c does for block devices.  The
+ * pinned pages become one bvec entry per page, and the filesystem wants
+ * every entry a whole number of blocks: a guest buffer must start
+ * block-aligned within its page, not only at the file's memory alignment.
+ */
+bool vhost_blk_file_needs_bounce(struct vhost_blk *blk, struct file *file,
+				 struct iov_iter *iter, bool write)
 {
-	return !iov_iter_is_aligned(iter, blk->file_dma_mask,
-				    blk->file_lbs - 1);
+	return !iov_iter_is_aligned(iter,
+				    blk->file_dma_mask | (blk->file_lbs - 1),
+				    blk->file_lbs - 1) ||
+	       (write && mapping_stable_writes(file->f_mapping));
 }
 
 static void vhost_blk_file_fail(struct vhost_blk_req *req, long ret)
@@ -241,7 +254,12 @@ void vhost_blk_file_rw(struct vhost_blk_req *req, struct file *file,
 		      req->nr_bvec, req->bytes);
 	init_sync_kiocb(iocb, file);
 	iocb->ki_pos = (loff_t)sector << SECTOR_SHIFT;
-	iocb->ki_flags |= IOCB_DIRECT;
+	/*
+	 * Exactly these flags, as loop.c's lo_rw_aio(): not the file's own
+	 * (IOCB_APPEND from an O_APPEND set with F_SETFL would send every
+	 * write to the end of the file).
+	 */
+	iocb->ki_flags = IOCB_DIRECT;
 	iocb->ki_complete = vhost_blk_file_rw_complete;
 	/* Write-through: IOCB_DSYNC is the file's REQ_FUA (bio.c). */
 	if (write && vhost_blk_write_through(req->bvq)) {
@@ -293,8 +311,15 @@ static void vhost_blk_file_work(struct work_struct *work)
 {
 	struct vhost_blk_req *req = container_of(work, struct vhost_blk_req,
 						 file_work);
+	const struct cred *old_cred;
 	int ret;
 
+	/*
+	 * As the file's opener, not as the kworker (root, every capability):
+	 * quotas, the filesystem's reserved blocks and LSM checks apply to
+	 * the owner's requests as to its own fallocate and fsync.
+	 */
+	old_cred = override_creds(req->iocb.ki_filp->f_cred);
 	if (req->segs) {
 		ret = vhost_blk_file_fallocate(req);
 		kfree(req->segs);
@@ -302,6 +327,7 @@ static void vhost_blk_file_work(struct work_struct *work)
 	} else {
 		ret = vfs_fsync(req->iocb.ki_filp, 0);
 	}
+	revert_creds(old_cred);
 	if (ret)
 		vhost_blk_file_fail(req, ret);
 	vhost_blk_req_put(req);

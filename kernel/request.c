@@ -126,7 +126,7 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 		return 0;
 	}
 
-	bounce = blk->file ? vhost_blk_file_needs_bounce(blk, iter) :
+	bounce = blk->file ? vhost_blk_file_needs_bounce(blk, backend, iter, write) :
 		 vhost_blk_needs_bounce(file_bdev(backend), iter, write);
 	if (unlikely(bounce) &&
 	    vhost_blk_throttle(bvq, bvq->bounce_bytes, round_up(len, PAGE_SIZE),
