@@ -69,8 +69,8 @@ want=(configfs netfs 9pnet 9pnet_virtio 9p vhost_iotlb vhost null_blk brd loop d
       zram
       "${extra_mods[@]}")
 # For the file-backend tests (crc32c_generic: libcrc32c needs the algorithm,
-# a softdep that "depends" does not list); a kernel without them (the debug kernel's
-# config) runs those tests on tmpfs only.
+# a softdep that "depends" does not list); a kernel without one of them
+# skips that filesystem's tests (the debug kernel has ext4, not xfs).
 optional=(crc32c_generic ext4 xfs)
 
 declare -A modpath=() loaded=()
