@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -59,6 +60,13 @@ public:
 		if (pid_ > 0) {
 			::kill(pid_, SIGKILL);
 			::waitpid(pid_, nullptr, 0);
+		}
+		// A failing test (an exception unwinding through us) shows what
+		// serve said: its log dies with the tmpfs directory.
+		if (std::uncaught_exceptions() > 0) {
+			std::ifstream log(dir_ + "/serve.log");
+			for (std::string line; std::getline(log, line);)
+				ktap::diag("serve: " + line);
 		}
 		std::error_code ec;
 		std::filesystem::remove_all(dir_, ec);

@@ -9,7 +9,6 @@
 #include <linux/vhost.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 namespace bridge {
@@ -185,12 +184,13 @@ bool Session::rebase(unsigned index)
 		return false;
 	uint64_t used = mem_.to_daemon(r.addr.used_user_addr, used_bytes(r.num), "used ring");
 	// The frontend's memfd may be shorter than the region it announced
-	// (or truncated since): a plain load would be SIGBUS.  Our own
-	// process_vm_readv answers EFAULT instead.
+	// (or truncated since): a plain load would be SIGBUS.  A read of our
+	// own /proc/self/mem answers EIO instead (process_vm_readv would too,
+	// but kernels without CONFIG_CROSS_MEMORY_ATTACH lack it).
 	uint16_t used_idx;
-	struct iovec local = { &used_idx, sizeof(used_idx) };
-	struct iovec remote = { reinterpret_cast<void *>(used + 2), sizeof(used_idx) };
-	if (::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) != sizeof(used_idx))
+	vblk::UniqueFd self(::open("/proc/self/mem", O_RDONLY | O_CLOEXEC));
+	if (!self || ::pread(self.get(), &used_idx, sizeof(used_idx),
+			      static_cast<off_t>(used + 2)) != sizeof(used_idx))
 		throw Rejected("vq " + std::to_string(index) +
 			       ": the used ring cannot be read (guest memory smaller than "
 			       "its memory table says?)");
