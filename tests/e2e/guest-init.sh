@@ -166,6 +166,42 @@ if [ "$want_migrate" = 1 ]; then
 	echo "E2E: migration checks done"
 fi
 
+# Restart without loss (e2e.restart=1; vhost_user_blk.sh): the host
+# prefilled 125-133 MiB with random data and kills the serving vhost-blkctl
+# (-9) three times while this loop writes 8 blocks of 64 KiB a round, one
+# request each (O_DIRECT + fsync), each stamped "block B round R", and
+# reads the round back; QEMU reconnects to each new serve (chardev
+# reconnect=1).  /tmp/img is what the region must hold.  The host writes
+# "CMD restarted" to the control sector when it is done; then the whole
+# region is compared once more.  A write lost, or an old one replayed after
+# a newer, shows as a mismatch; a request failed by a restart as an error.
+RB=2000		# 64 KiB blocks: 125 MiB
+NB=128
+if [ "$(arg e2e.restart)" = 1 ]; then
+	dd if=/dev/vda of=/tmp/img bs=64k skip=$RB count=$NB iflag=direct 2>/dev/null
+	bad=0 r=0
+	echo "E2E: restart start"
+	while [ $r -lt 400 ] && [ "$(sector $CTL)" != "CMD restarted" ]; do
+		r=$((r + 1))
+		b0=$(( (r * 8) % NB ))
+		for b in $b0 $((b0 + 1)) $((b0 + 2)) $((b0 + 3)) $((b0 + 4)) $((b0 + 5)) $((b0 + 6)) $((b0 + 7)); do
+			echo "block $b round $r" | dd of=/tmp/img bs=64k seek=$b conv=notrunc 2>/dev/null
+			dd if=/tmp/img of=/dev/vda bs=64k skip=$b seek=$((RB + b)) count=1 \
+				conv=notrunc,fsync oflag=direct 2>/dev/null ||
+				{ bad=1; echo "E2E: restart round $r block $b: write failed"; }
+		done
+		[ "$(dd if=/dev/vda bs=64k skip=$((RB + b0)) count=8 iflag=direct 2>/dev/null | md5)" = \
+		  "$(dd if=/tmp/img bs=64k skip=$b0 count=8 2>/dev/null | md5)" ] ||
+			{ bad=1; echo "E2E: restart round $r: blocks $b0-$((b0 + 7)) read back wrong"; }
+		echo "E2E: restart round $r"
+	done
+	[ "$(sector $CTL)" = "CMD restarted" ] || { bad=1; echo "E2E: restart: no command from the host"; }
+	[ "$(dd if=/dev/vda bs=64k skip=$RB count=$NB iflag=direct 2>/dev/null | md5)" = "$(md5 < /tmp/img)" ] ||
+		{ bad=1; echo "E2E: restart: the region differs at the end"; }
+	check restart_every_block_reads_back $bad "rounds=$r"
+	echo "E2E: restart checks done"
+fi
+
 # A filesystem on it, when the initramfs carries e2fsprogs and ext4
 # (full paths: busybox has applets of the same names).
 if [ -x /sbin/mke2fs ]; then

@@ -11,7 +11,9 @@
 # to a second QEMU on a second serve of the same device while it writes
 # and reads, verifies what it wrote and read, and, when e2fsprogs can be
 # packed, runs mkfs.ext4 + fsck + a file write/read-back on the
-# destination.  Output is KTAP.
+# destination, where the serve carrying it is then killed (-9) and
+# restarted three times while it writes and verifies (QEMU reconnects).
+# Output is KTAP.
 #
 #   vhost_user_blk.sh [--blkctl PATH] [--timeout SECS]
 #
@@ -32,6 +34,15 @@ done
 W=/run/e2e
 rm -rf $W
 mkdir -p $W
+# Logs, QMP answers and status go with run.sh's results, also when the
+# script is stopped by its time limit.
+save_results() {
+	[ -d /run/results ] || return 0
+	mkdir -p /run/results/e2e
+	cp $W/*.log $W/*.json $W/*.txt /run/results/e2e/ 2>/dev/null
+}
+trap save_results EXIT
+trap 'exit 1' TERM INT
 export VHOST_BLKCTL_RUN_DIR=$W/run
 NAME=e2e
 SERIAL=vblk-e2e-0001
@@ -50,7 +61,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 note() { echo "# [$(elapsed)s] $*"; echo "e2e: $*" > /dev/kmsg 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..22"
+echo "1..24"
 for x in "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend"; do
 	if [ ! -e "$x" ]; then
 		echo "# SKIP missing prerequisite $x"
@@ -86,27 +97,29 @@ done
 (cd $ir && find . | cpio -o -H newc --quiet | gzip -1) > $W/initrd.gz
 t "guest initramfs built ($(du -k $W/initrd.gz | cut -f1) KiB)" $?
 
-# The guest's migration regions (guest-init.sh): random data, so a write
+# The guest's migration and restart regions (guest-init.sh): random data, so a write
 # that is lost or a page that was not carried over cannot look right.
 dd if=/dev/urandom of="$backend" bs=64k seek=8000 count=64 oflag=direct conv=notrunc status=none &&
 	dd if=/dev/urandom of="$backend" bs=256k seek=2400 count=64 oflag=direct conv=notrunc status=none &&
+	dd if=/dev/urandom of="$backend" bs=64k seek=2000 count=128 oflag=direct conv=notrunc status=none &&
 	dd if=/dev/zero of="$backend" bs=512 seek=2048000 count=1 oflag=direct conv=notrunc status=none ||
-	echo "# prefilling the migration regions failed"
+	echo "# prefilling the migration and restart regions failed"
 
 # --- serve -------------------------------------------------------------------
 note "starting vhost-blkctl serve on $backend"
-start_serve() {	# serve on $W/vblk.sock, appending to serve.log
-	"$blkctl" serve --backend "$backend" --socket $W/vblk.sock --name $NAME --serial $SERIAL \
-		--queues $QUEUES --workers 1 >> $W/serve.log 2>&1 &
-	serve_pid=$!
+start_serve() {	# start_serve SOCKET NAME LOG: appends to LOG; sets spid
+	"$blkctl" serve --backend "$backend" --socket $1 --name $2 --serial $SERIAL \
+		--queues $QUEUES --workers 1 >> $3 2>&1 &
+	spid=$!
 	i=0
-	while [ ! -S $W/vblk.sock ] && [ $i -lt 100 ] && kill -0 $serve_pid 2>/dev/null; do
+	while [ ! -S $1 ] && [ $i -lt 100 ] && kill -0 $spid 2>/dev/null; do
 		sleep 0.1; i=$((i + 1))
 	done
-	[ -S $W/vblk.sock ]
+	[ -S $1 ]
 }
 : > $W/serve.log
-start_serve
+start_serve $W/vblk.sock $NAME $W/serve.log
+serve_pid=$spid
 t "serve listens on the vhost-user socket" $? "$(tail -3 $W/serve.log)"
 "$blkctl" list > $W/list.txt 2>&1
 grep -q "^$NAME .*waiting" $W/list.txt
@@ -154,7 +167,7 @@ start_qemu() {	# start_qemu TAG SOCKET [ARGS...]: a guest on SOCKET's disk; sets
 	qemu-system-x86_64 -accel tcg,tb-size=64 -cpu qemu64 -smp 2 -m 256M -machine q35 \
 		$(vhost_user_blk_args $sock $QUEUES 256M) \
 		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.migrate=1" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.migrate=1 e2e.restart=1" \
 		-nographic -nodefaults -no-reboot -serial file:$W/guest$tag.log -monitor none \
 		-qmp unix:$W/qmp$tag.sock,server=on,wait=off "$@" > $W/qemu$tag.log 2>&1 &
 	qpid=$!
@@ -244,14 +257,9 @@ t "status shows the write cache the guest chose through the config space" $? \
 #; the guest's console goes on in guest-b.log.
 T_MIG=$(date +%s)
 qmp() { python3 "$here/qmp.py" "$@"; }
-"$blkctl" serve --backend "$backend" --socket $W/vblk-b.sock --name $NAME-b --serial $SERIAL \
-	--queues $QUEUES --workers 1 > $W/serve-b.log 2>&1 &
-serve_b=$!
-i=0
-while [ ! -S $W/vblk-b.sock ] && [ $i -lt 100 ] && kill -0 $serve_b 2>/dev/null; do
-	sleep 0.1; i=$((i + 1))
-done
-[ -S $W/vblk-b.sock ]
+: > $W/serve-b.log
+start_serve $W/vblk-b.sock $NAME-b $W/serve-b.log
+serve_b=$spid
 t "migration: a second serve of the same device listens" $? "$(tail -3 $W/serve-b.log)"
 start_qemu -b $W/vblk-b.sock -incoming unix:$W/mig.sock
 qemu_b=$qpid
@@ -267,7 +275,7 @@ grep -q '"status": "running"' $W/qs-dst.json || rc=1
 qmp $W/qmp.sock query-status > $W/qs-src.json 2>&1
 grep -q '"status": "postmigrate"' $W/qs-src.json || rc=1
 t "migration: QMP migrate moves the running guest to the destination QEMU" $rc \
-	"$(cat $W/migrate.json) $(head -c 300 $W/migrate-done.json) $(cat $W/qs-dst.json $W/qs-src.json) $(tail -3 $W/qemu-b.log)"
+	"$(cat $W/migrate.json) $(head -c 300 $W/migrate-done.json) $(cat $W/qs-dst.json $W/qs-src.json) $(tail -3 $W/qemu-b.log) guest-b: $(tail -5 $W/guest-b.log 2>/dev/null)"
 if [ $rc = 0 ]; then
 	migrated=1
 	qmp $W/qmp.sock quit > /dev/null 2>&1
@@ -276,6 +284,12 @@ if [ $rc = 0 ]; then
 else
 	kill $qemu_b 2>/dev/null
 	wait $qemu_b 2>/dev/null
+	# A source that handed the guest over stays paused: nothing left to
+	# wait for.  One that resumed (migration failed) goes on below.
+	if grep -q '"status": "postmigrate"' $W/qs-src.json; then
+		kill $qemu_pid 2>/dev/null
+		wait $qemu_pid 2>/dev/null
+	fi
 fi
 # The guest polls the control sector at 1000 MiB.
 printf 'CMD migrated\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
@@ -304,14 +318,62 @@ PY
 t "migration: the destination's serve carries the guest's I/O, no errors" $? "$(head -c 300 $W/status-b.json)"
 note "migration and its checks took $(( $(date +%s) - T_MIG ))s"
 
+# --- restart: kill -9 the guest's serve three times, I/O running ------------
+# The serve carrying the guest now (the destination's, after a migration)
+# is killed mid-I/O and a new one started on its socket, three times; QEMU
+# reconnects each time (chardev reconnect=1).  Each new serve claims the
+# device once the killed one's kernel device reported what it held
+# ("block device busy" when it waited) and rebases a ring whose base is
+# behind the used index ("behind the used index").
+if [ $migrated = 1 ]; then
+	r_sock=$W/vblk-b.sock r_name=$NAME-b r_log=$W/serve-b.log
+else
+	r_sock=$W/vblk.sock r_name=$NAME r_log=$W/serve.log
+fi
+count() { grep -c "$1" "$2" 2>/dev/null; }
+wait_count() {	# wait_count PATTERN FILE N: until FILE has N lines matching
+	while [ "$(count "$1" "$2")" -lt "$3" ]; do
+		kill -0 $qemu_pid 2>/dev/null || return 1
+		[ "$(date +%s)" -lt $deadline ] || return 1
+		sleep 0.2
+	done
+}
+T_RS=$(date +%s)
+deadline=$((T_RS + timeout))
+rc=0
+wait_count "^E2E: restart round" $glog 1 || rc=1
+for k in 1 2 3; do
+	[ $rc = 0 ] || break
+	if [ $r_log = $W/serve.log ]; then victim=$serve_pid; else victim=$serve_b; fi
+	rounds=$(count "^E2E: restart round" $glog)
+	starts=$(count "vq 0: started" $r_log)
+	kill -9 $victim
+	wait $victim 2>/dev/null
+	note "restart $k: serve killed during the guest's round $((rounds + 1))"
+	start_serve $r_sock $r_name $r_log || { rc=1; break; }
+	if [ $r_log = $W/serve.log ]; then serve_pid=$spid; else serve_b=$spid; fi
+	# QEMU reconnected and started the ring on the new serve, and the
+	# guest completed two more rounds through it.
+	wait_count "vq 0: started" $r_log $((starts + 1)) || { rc=1; break; }
+	wait_count "^E2E: restart round" $glog $((rounds + 2)) || rc=1
+done
+t "restart: serve killed -9 three times mid-I/O, QEMU reconnected to each new serve" $rc \
+	"$(tail -4 $r_log | tr '\n' ' ') guest: $(grep '^E2E: restart' $glog | tail -2 | tr '\n' ' ')"
+note "restart: $(count 'behind the used index' $r_log) ring(s) rebased, $(count 'block device busy' $r_log) claim(s) waited, $(( $(date +%s) - T_RS ))s"
+printf 'CMD restarted\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
+wait_for "E2E: restart checks done"
+gcheck restart_every_block_reads_back
+t "restart: every block the guest wrote while serve was killed reads back (prefilled different)" $? \
+	"$(grep -h 'E2E-CHECK [a-z]* restart\|^E2E: restart .*\(failed\|mismatch\|differs\|no command\)' $glog | head -5 | tr '\n' ' ')"
+
 wait_for "E2E-RESULT:"
 note "guest finished"
 cat $W/guest.log $W/guest-b.log 2>/dev/null | grep '^E2E' | sed 's/^/# guest: /'
 grep -q "E2E-RESULT: PASS" $glog
-t "guest checks (size, serial, queues, pattern, I/O under worker changes, migration, ext4)" $? \
+t "guest checks (size, serial, queues, pattern, I/O under worker changes, migration, restart, ext4)" $? \
 	"$(cat $W/guest*.log | grep -E 'E2E-CHECK fail|E2E-RESULT' | tr '\n' ' ')"
 gcheck dmesg_no_io_errors
-t "migration: the guest's kernel log has no I/O errors" $? "$(gdetail dmesg_no_io_errors)"
+t "migration and restart: the guest's kernel log has no I/O errors" $? "$(gdetail dmesg_no_io_errors)"
 
 i=0
 while kill -0 $qemu_pid 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
@@ -336,10 +398,6 @@ t "both serves exit cleanly on SIGTERM and remove their sockets" $? "exit $src, 
 sed 's/^/# serve: /' $W/serve.log | tail -40
 sed 's/^/# serve-b: /' $W/serve-b.log | tail -25
 sed 's/^/# /' $W/status-end.txt
-if [ -d /run/results ]; then
-	mkdir -p /run/results/e2e
-	cp $W/*.log $W/*.json $W/*.txt /run/results/e2e/ 2>/dev/null
-fi
 note "done: $failed failed"
 echo "# Totals: pass:$((n - failed)) fail:$failed xfail:0 xpass:0 skip:0 error:0"
 [ $failed = 0 ]
