@@ -4,7 +4,8 @@
  * (request.c), bio submission (bio.c), regular-file submission (file.c),
  * completion (completion.c) and the legacy worker ioctl (workers.c).
  *
- * Lock order: vhost_blk.dev.mutex -> vhost_virtqueue.mutex
+ * Lock order: vhost_blk.dev.mutex -> vhost_virtqueue.mutex; file_lock and
+ * serial_lock are leaves, taken in process context only.
  */
 #ifndef _VHOST_BLK_INTERNAL_H
 #define _VHOST_BLK_INTERNAL_H
@@ -87,15 +88,15 @@ struct vhost_blk_req {
 	unsigned int log_num;
 
 	/* file.c: the request of a regular-file backend. */
-	struct kiocb iocb;		/* ki_filp: the file, also for file_work */
+	struct kiocb iocb;		/* ki_filp: the file, also on file_queue */
 	struct bio_vec *bvec;		/* pinned guest pages or bounce pages */
 	unsigned int nr_bvec;
 	bool pinned;			/* bvec pages are pinned guest pages */
 	bool pinned_dirty;		/* dirty them on unpin (reads) */
 	u32 range_type;			/* DISCARD or WRITE_ZEROES */
-	struct virtio_blk_discard_write_zeroes *segs;	/* for file_work */
+	struct virtio_blk_discard_write_zeroes *segs;	/* ranges, not FLUSH */
 	unsigned int nseg;
-	struct work_struct file_work;	/* fsync or fallocate */
+	struct list_head file_entry;	/* on blk->file_queue */
 };
 
 struct vhost_blk_vq {
@@ -156,6 +157,16 @@ struct vhost_blk {
 	 */
 	bool write_through;
 
+	/*
+	 * file.c: FLUSH, DISCARD and WRITE_ZEROES of a file backend wait on
+	 * file_queue for file_work, the device's one work item, which takes
+	 * everything queued, runs one fsync for all the flushes taken, then
+	 * the ranges in order.  One kworker per device, never more.
+	 */
+	spinlock_t file_lock;
+	struct list_head file_queue;	/* protected by file_lock */
+	struct work_struct file_work;
+
 	spinlock_t serial_lock;		/* GET_ID never sees half a serial */
 	char serial[VIRTIO_BLK_ID_BYTES];	/* protected by serial_lock */
 };
@@ -204,6 +215,8 @@ void vhost_blk_file_ranges(struct vhost_blk_req *req, struct file *file,
 			   const struct virtio_blk_discard_write_zeroes *segs,
 			   unsigned int nseg);
 void vhost_blk_file_release(struct vhost_blk_req *req);
+void vhost_blk_file_dev_init(struct vhost_blk *blk);
+void vhost_blk_file_dev_cleanup(struct vhost_blk *blk);
 int vhost_blk_file_init(void);
 void vhost_blk_file_exit(void);
 

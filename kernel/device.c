@@ -650,6 +650,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 
 	blk->nvqs = nvqs;
 	spin_lock_init(&blk->serial_lock);
+	vhost_blk_file_dev_init(blk);
 	for (i = 0; i < nvqs; i++) {
 		struct vhost_blk_vq *bvq = &blk->vqs[i];
 
@@ -751,6 +752,7 @@ static int vhost_blk_release(struct inode *inode, struct file *f)
 	unsigned int i;
 
 	vhost_blk_release_rings(blk);
+	vhost_blk_file_dev_cleanup(blk);
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_cleanup(&blk->dev);
 	/* end_io may still be in its RCU section after waking a detach. */

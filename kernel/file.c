@@ -18,8 +18,14 @@
  * FLUSH (vfs_fsync) and DISCARD/WRITE_ZEROES (vfs_fallocate) are
  * synchronous calls that can take long: they run on vhost_blk_file_wq, never
  * on the vhost worker, and complete through the same vhost_blk_req_put().
- * Their cost is bounded like the bio path's: one work item per request in
- * flight, range requests counted against the ring's in-flight budget.
+ * Each device has one work item for them (blk->file_work), so a guest
+ * occupies at most one kworker however many it queues (a ring full of
+ * FLUSHes on every queue: before, up to 256 concurrent fsyncs of one
+ * file), and the flushes that arrive during one fsync share the next
+ * (group commit).  The workqueue runs WQ_MAX_ACTIVE (512) devices' work at
+ * once: only that many devices on hung filesystems (a dead NFS server, a
+ * FUSE daemon that never answers) hold up the file work of the others.
+ * Range requests count against the ring's in-flight budget.
  */
 #include <linux/bvec.h>
 #include <linux/cred.h>
@@ -307,39 +313,101 @@ static int vhost_blk_file_fallocate(struct vhost_blk_req *req)
 	return ret;
 }
 
-static void vhost_blk_file_work(struct work_struct *work)
+static void vhost_blk_file_end(struct vhost_blk_req *req, int ret)
 {
-	struct vhost_blk_req *req = container_of(work, struct vhost_blk_req,
-						 file_work);
-	const struct cred *old_cred;
-	int ret;
-
-	/*
-	 * As the file's opener, not as the kworker (root, every capability):
-	 * quotas, the filesystem's reserved blocks and LSM checks apply to
-	 * the owner's requests as to its own fallocate and fsync.
-	 */
-	old_cred = override_creds(req->iocb.ki_filp->f_cred);
-	if (req->segs) {
-		ret = vhost_blk_file_fallocate(req);
-		kfree(req->segs);
-		req->segs = NULL;
-	} else {
-		ret = vfs_fsync(req->iocb.ki_filp, 0);
-	}
-	revert_creds(old_cred);
+	kfree(req->segs);
+	req->segs = NULL;
 	if (ret)
 		vhost_blk_file_fail(req, ret);
 	vhost_blk_req_put(req);
 }
 
+static void vhost_blk_file_work(struct work_struct *work)
+{
+	struct vhost_blk *blk = container_of(work, struct vhost_blk,
+					     file_work);
+	struct vhost_blk_req *req, *next;
+	struct file *synced = NULL;
+	const struct cred *old_cred;
+	LIST_HEAD(batch);
+	int ret = 0;
+
+	/*
+	 * Everything queued so far.  What arrives from here on waits for the
+	 * next run: a FLUSH taken now was queued after the writes it covers
+	 * completed, so the fsync below, started after this, covers them.
+	 */
+	spin_lock(&blk->file_lock);
+	list_splice_init(&blk->file_queue, &batch);
+	spin_unlock(&blk->file_lock);
+
+	/*
+	 * As the file's opener, not as the kworker (root, every capability):
+	 * quotas, the filesystem's reserved blocks and LSM checks apply to
+	 * the owner's requests as to its own fallocate and fsync.
+	 *
+	 * The flushes first, one fsync for all: they need not wait for ranges
+	 * that have not completed (a guest's fstrim, a DISCARD blocked by a
+	 * frozen filesystem).  Their file is the backend they were taken
+	 * with; a backend is replaced only once every request of the old one
+	 * completed, so all of them share one (compared, never used after
+	 * its requests are put).
+	 */
+	list_for_each_entry_safe(req, next, &batch, file_entry) {
+		struct file *file = req->iocb.ki_filp;
+
+		if (req->stat_type != VHOST_BLK_STAT_FLUSH)
+			continue;
+		list_del(&req->file_entry);
+		if (file != synced) {
+			old_cred = override_creds(file->f_cred);
+			ret = vfs_fsync(file, 0);
+			revert_creds(old_cred);
+			synced = file;
+		}
+		vhost_blk_file_end(req, ret);
+		/* Rings of up to 32768 flushes each, on up to 256 rings. */
+		cond_resched();
+	}
+
+	/* DISCARD and WRITE_ZEROES, in the order they came. */
+	list_for_each_entry_safe(req, next, &batch, file_entry) {
+		list_del(&req->file_entry);
+		old_cred = override_creds(req->iocb.ki_filp->f_cred);
+		ret = vhost_blk_file_fallocate(req);
+		revert_creds(old_cred);
+		vhost_blk_file_end(req, ret);
+		cond_resched();
+	}
+}
+
 static void vhost_blk_file_queue(struct vhost_blk_req *req, struct file *file)
 {
+	struct vhost_blk *blk = req->bvq->blk;
+
 	req->iocb.ki_filp = file;
-	INIT_WORK(&req->file_work, vhost_blk_file_work);
 	atomic_set(&req->pending, 1);
 	atomic_inc(&req->bvq->ending);
-	queue_work(vhost_blk_file_wq, &req->file_work);
+	spin_lock(&blk->file_lock);
+	list_add_tail(&req->file_entry, &blk->file_queue);
+	spin_unlock(&blk->file_lock);
+	queue_work(vhost_blk_file_wq, &blk->file_work);
+}
+
+void vhost_blk_file_dev_init(struct vhost_blk *blk)
+{
+	spin_lock_init(&blk->file_lock);
+	INIT_LIST_HEAD(&blk->file_queue);
+	INIT_WORK(&blk->file_work, vhost_blk_file_work);
+}
+
+/*
+ * At release, after every ring drained: file_work may still be returning
+ * from the run that put the last request.
+ */
+void vhost_blk_file_dev_cleanup(struct vhost_blk *blk)
+{
+	flush_work(&blk->file_work);
 }
 
 void vhost_blk_file_flush(struct vhost_blk_req *req, struct file *file)
@@ -381,7 +449,8 @@ unsigned int vhost_blk_file_range_limit(struct vhost_blk *blk,
 int vhost_blk_file_init(void)
 {
 	/* Unbound: an fsync or a hole punch must not hold up a CPU's work. */
-	vhost_blk_file_wq = alloc_workqueue("vhost-blk-file", WQ_UNBOUND, 0);
+	vhost_blk_file_wq = alloc_workqueue("vhost-blk-file", WQ_UNBOUND,
+					    WQ_MAX_ACTIVE);
 	return vhost_blk_file_wq ? 0 : -ENOMEM;
 }
 
