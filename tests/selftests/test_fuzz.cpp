@@ -24,7 +24,12 @@ using namespace vbt;
 
 namespace {
 
-constexpr unsigned fuzz_cases = 10240;
+// Half of them on the debug kernel, where KASAN makes each case about four
+// times dearer (make check runs both kernels; each run has its own seed).
+unsigned fuzz_cases()
+{
+	return debug_kernel() ? 5120 : 10240;
+}
 constexpr unsigned cases_per_batch = 16;
 constexpr unsigned fuzz_queues = 2;
 constexpr uint16_t fuzz_ring = 256;
@@ -245,7 +250,8 @@ TEST_TIMEOUT(fuzzed_rings_never_break_the_module, 900)
 	uint64_t completed = 0, stopped = 0;
 	std::mt19937_64 seeds(ktap::seed());
 
-	while (done < fuzz_cases) {
+	const unsigned cases = fuzz_cases();
+	while (done < cases) {
 		uint64_t bseed = seeds();
 		try {
 			auto d = std::make_unique<vblk::BlkDriver>(
@@ -290,7 +296,10 @@ TEST_TIMEOUT(fuzzed_rings_never_break_the_module, 900)
 namespace {
 
 constexpr uint64_t MiB = 1 << 20, GiB = MiB << 10;
-constexpr unsigned size_batches = 32;
+unsigned size_batches()	// half on the debug kernel, as fuzz_cases()
+{
+	return debug_kernel() ? 16 : 32;
+}
 constexpr unsigned size_cases = 24;	       // per batch, over all queues
 constexpr unsigned size_queues = 2;
 constexpr uint16_t size_ring = 256;
@@ -593,7 +602,7 @@ TEST_TIMEOUT(fuzzed_sizes_keep_every_bound, 600)
 		auto fill = pattern(size_window, 0, ktap::seed());
 		b.write_direct(0, fill);
 	}
-	ktap::diag("seed " + std::to_string(ktap::seed()) + ", " + std::to_string(size_batches) +
+	ktap::diag("seed " + std::to_string(ktap::seed()) + ", " + std::to_string(size_batches()) +
 		   " batches of " + std::to_string(size_cases) + " requests on " +
 		   std::to_string(size_queues) + " rings");
 	using clock = std::chrono::steady_clock;
@@ -610,7 +619,7 @@ TEST_TIMEOUT(fuzzed_sizes_keep_every_bound, 600)
 	{
 		SizeRig rig(b);
 		MemWatch mem;
-		for (unsigned batch = 0; batch < size_batches; batch++) {
+		for (unsigned batch = 0, nb = size_batches(); batch < nb; batch++) {
 			uint64_t bseed = seeds();
 			std::vector<std::string> listing; // the batch, for a failure report
 			try {
