@@ -203,7 +203,7 @@ sectors=$((size_bytes / 512))
 start_qemu() {	# start_qemu TAG [ARGS...]: sets qpid, glog, qmp_cli, qmp_test
 	tag=$1
 	shift
-	"$qemu" -L /usr/share/qemu -accel tcg,tb-size=64 -cpu qemu64 -smp 2 -m 256M -machine q35 \
+	"$qemu" -L /usr/share/qemu -accel tcg,tb-size=64,thread=single -cpu qemu64 -smp 2 -m 256M -machine q35 \
 		-device vhost-blk-pci,id=$DEV,drive=$backend,num-queues=$QUEUES,num-workers=2,serial=$SERIAL \
 		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.prefill=$prefill" \

@@ -70,6 +70,21 @@ for x in "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend"; do
 done
 command -v qemu-system-x86_64 >/dev/null || { echo "# SKIP no qemu-system-x86_64"; exit 4; }
 
+# The guest's disk: null_blk under a device-mapper target, linear except in
+# the restart phase, which makes it a delay target so that serve is killed
+# with requests in flight in its kernel device.
+nullb=$backend
+nsect=$(blockdev --getsz "$nullb")
+dm() { DM_DISABLE_UDEV=1 dmsetup "$@" > /dev/null 2>&1; }
+dm_table() {	# dm_table TARGET-ARGS: swaps the table under running I/O
+	dm reload vblk-e2e --table "0 $nsect $1" && dm resume vblk-e2e
+}
+if dm create vblk-e2e --table "0 $nsect linear $nullb 0" && [ -b /dev/mapper/vblk-e2e ]; then
+	backend=/dev/mapper/vblk-e2e
+else
+	echo "# dmsetup create failed: the restart phase will fail (no requests in flight)"
+fi
+
 # --- the nested guest's initramfs -------------------------------------------
 note "building the guest initramfs"
 ir=$W/ir
@@ -159,12 +174,17 @@ t "malformed, truncated, out-of-order and invalid frontends are dropped, serve k
 # --- the nested guest --------------------------------------------------------
 # -cpu qemu64: with -cpu max, TCG inside the TCG test VM took a double fault
 # in the nested kernel once (5-level paging, PKU: rarely exercised paths).
+# thread=single: the nested guest's two vCPUs on one TCG thread.  With a
+# thread each (MTTCG inside the TCG VM), the destination's kernel took a
+# double fault with a garbage EFLAGS in its first instructions after 2 of
+# about 6 migrations (kmalloc in fork), as the vhost-blk-pci e2e's guest
+# did in a first boot (issue 11).
 # The vhost-user part is vhost_user_args.sh's, which make check also holds
 # against libvirt's argv for the documented domain XML (tests/libvirt/).
 start_qemu() {	# start_qemu TAG SOCKET [ARGS...]: a guest on SOCKET's disk; sets qpid
 	tag=$1 sock=$2
 	shift 2
-	qemu-system-x86_64 -accel tcg,tb-size=64 -cpu qemu64 -smp 2 -m 256M -machine q35 \
+	qemu-system-x86_64 -accel tcg,tb-size=64,thread=single -cpu qemu64 -smp 2 -m 256M -machine q35 \
 		$(vhost_user_blk_args $sock $QUEUES 256M) \
 		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.migrate=1 e2e.restart=1" \
@@ -338,18 +358,28 @@ wait_count() {	# wait_count PATTERN FILE N: until FILE has N lines matching
 		sleep 0.2
 	done
 }
+wait_inflight() {	# until r_name's status shows a request in flight (200 tries)
+	i=0
+	while [ $i -lt 200 ]; do
+		"$blkctl" status $r_name --json 2>/dev/null | grep -q '"inflight": [1-9]' && return 0
+		i=$((i + 1))
+	done
+	return 1
+}
 T_RS=$(date +%s)
 deadline=$((T_RS + timeout))
 rc=0
+[ "$backend" != "$nullb" ] && dm_table "delay $nullb 0 100" || rc=1
 wait_count "^E2E: restart round" $glog 1 || rc=1
 for k in 1 2 3; do
 	[ $rc = 0 ] || break
 	if [ $r_log = $W/serve.log ]; then victim=$serve_pid; else victim=$serve_b; fi
 	rounds=$(count "^E2E: restart round" $glog)
 	starts=$(count "vq 0: started" $r_log)
+	wait_inflight || { rc=1; note "restart $k: status never showed a request in flight"; }
 	kill -9 $victim
 	wait $victim 2>/dev/null
-	note "restart $k: serve killed during the guest's round $((rounds + 1))"
+	note "restart $k: serve killed during the guest's round $((rounds + 1)), requests in flight"
 	start_serve $r_sock $r_name $r_log || { rc=1; break; }
 	if [ $r_log = $W/serve.log ]; then serve_pid=$spid; else serve_b=$spid; fi
 	# QEMU reconnected and started the ring on the new serve, and the
@@ -359,7 +389,13 @@ for k in 1 2 3; do
 done
 t "restart: serve killed -9 three times mid-I/O, QEMU reconnected to each new serve" $rc \
 	"$(tail -4 $r_log | tr '\n' ' ') guest: $(grep '^E2E: restart' $glog | tail -2 | tr '\n' ' ')"
+# Rebased rings: 0 in the runs so far, with writes in flight at each kill:
+# QEMU read a used index that already counted them (the killed serve's exit
+# closes its device file, which reports what the device held, before QEMU
+# handles the socket's close, it seems).  The rebase covers the other order
+# (unit tests Restart.*).
 note "restart: $(count 'behind the used index' $r_log) ring(s) rebased, $(count 'block device busy' $r_log) claim(s) waited, $(( $(date +%s) - T_RS ))s"
+[ "$backend" != "$nullb" ] && dm_table "linear $nullb 0"
 printf 'CMD restarted\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
 wait_for "E2E: restart checks done"
 gcheck restart_every_block_reads_back
@@ -395,6 +431,7 @@ srcb=$?
 	[ ! -e $W/vblk-b.sock ]
 t "both serves exit cleanly on SIGTERM and remove their sockets" $? "exit $src, $srcb"
 
+[ "$backend" != "$nullb" ] && dm remove vblk-e2e
 sed 's/^/# serve: /' $W/serve.log | tail -40
 sed 's/^/# serve-b: /' $W/serve-b.log | tail -25
 sed 's/^/# /' $W/status-end.txt
