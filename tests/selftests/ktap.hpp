@@ -5,6 +5,7 @@
 //   TEST(name) { ... }                       default timeout
 //   TEST_TIMEOUT(name, seconds) { ... }
 //   TEST_VARIANTS(name, Type, param, { {"a", A}, {"b", B} }) { ...param... }
+//   TEST_VARIANTS_TIMEOUT(name, Type, param, secs, { ... }) { ...param... }
 //       registers name.a, name.b
 //   ASSERT_EQ/NE/LT/LE/GT/GE/TRUE/FALSE, ASSERT_ERRNO(expr, E), SKIP(reason)
 #pragma once
@@ -93,6 +94,11 @@ template <typename T> std::string show(const T &v)
 	static void name(const Type &param);                                              \
 	static ktap::VariantRegistrar<Type> KTAP_CAT(ktap_reg_, name)(                    \
 		#name, std::vector<std::pair<std::string, Type>> __VA_ARGS__, name);        \
+	static void name(const Type &param)
+#define TEST_VARIANTS_TIMEOUT(name, Type, param, secs, ...)                               \
+	static void name(const Type &param);                                              \
+	static ktap::VariantRegistrar<Type> KTAP_CAT(ktap_reg_, name)(                    \
+		#name, std::vector<std::pair<std::string, Type>> __VA_ARGS__, name, secs);  \
 	static void name(const Type &param)
 
 #define SKIP(reason) ktap::skip(reason)
