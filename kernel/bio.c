@@ -59,6 +59,9 @@ static void vhost_blk_free_bounce(struct vhost_blk_req *req)
 
 void vhost_blk_req_release(struct vhost_blk_req *req)
 {
+	/* A request put back for budget was registered, never submitted. */
+	if (unlikely(req->rmw_direct))
+		vhost_blk_rmw_unregister(req);
 	req->bvq->inflight_bytes -= req->cost;
 	req->cost = 0;
 	if (req->bvec)
@@ -71,9 +74,9 @@ void vhost_blk_req_release(struct vhost_blk_req *req)
 
 /*
  * Keep the guest iovecs a bounced read must be copied back to: the ring's
- * iovec array is reused by the next request.
+ * iovec array is reused by the next request.  Shared with rmw.c.
  */
-static int vhost_blk_save_iov(struct vhost_blk_req *req, struct iov_iter *iter)
+int vhost_blk_bounce_save_iov(struct vhost_blk_req *req, struct iov_iter *iter)
 {
 	const struct iovec *iov = iter_iov(iter);
 	size_t left = iov_iter_count(iter);
@@ -92,6 +95,29 @@ static int vhost_blk_save_iov(struct vhost_blk_req *req, struct iov_iter *iter)
 		left -= len;
 	}
 	req->bounce_iov_nr = n;
+	req->bounce_read = true;
+	return 0;
+}
+
+/*
+ * Allocates bounce pages for @bytes, counted in the ring's bounce budget
+ * until vhost_blk_req_release().  Shared with rmw.c.
+ */
+int vhost_blk_bounce_alloc(struct vhost_blk_req *req, size_t bytes)
+{
+	unsigned int nr = DIV_ROUND_UP(bytes, PAGE_SIZE);
+
+	req->bounce = kvcalloc(nr, sizeof(*req->bounce), GFP_KERNEL_ACCOUNT);
+	if (!req->bounce)
+		return -ENOMEM;
+	for (req->nr_bounce = 0; req->nr_bounce < nr; req->nr_bounce++) {
+		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT);
+
+		if (!page)
+			return -ENOMEM;
+		req->bounce[req->nr_bounce] = page;
+		req->bvq->bounce_bytes += PAGE_SIZE;
+	}
 	return 0;
 }
 
@@ -105,25 +131,15 @@ int vhost_blk_bounce_fill(struct vhost_blk_req *req, struct iov_iter *iter,
 			  bool write)
 {
 	size_t left = iov_iter_count(iter);
-	unsigned int nr = DIV_ROUND_UP(left, PAGE_SIZE), i;
+	unsigned int i;
+	int ret;
 
-	req->bounce = kvcalloc(nr, sizeof(*req->bounce), GFP_KERNEL_ACCOUNT);
-	if (!req->bounce)
-		return -ENOMEM;
-	for (req->nr_bounce = 0; req->nr_bounce < nr; req->nr_bounce++) {
-		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT);
-
-		if (!page)
-			return -ENOMEM;
-		req->bounce[req->nr_bounce] = page;
-		req->bvq->bounce_bytes += PAGE_SIZE;
-	}
-
-	if (!write) {
-		req->bounce_read = true;
-		return vhost_blk_save_iov(req, iter);
-	}
-	for (i = 0; i < nr; i++) {
+	ret = vhost_blk_bounce_alloc(req, left);
+	if (ret)
+		return ret;
+	if (!write)
+		return vhost_blk_bounce_save_iov(req, iter);
+	for (i = 0; i < req->nr_bounce; i++) {
 		size_t len = min_t(size_t, left - i * PAGE_SIZE, PAGE_SIZE);
 
 		if (copy_page_from_iter(req->bounce[i], 0, len, iter) != len)

@@ -5,13 +5,15 @@
  * completion (completion.c) and the legacy worker ioctl (workers.c).
  *
  * Lock order: vhost_blk.dev.mutex -> vhost_virtqueue.mutex; file_lock and
- * serial_lock are leaves, taken in process context only.
+ * serial_lock are leaves, taken in process context only; rmw_lock is a
+ * leaf taken from end_io too (irqsave).
  */
 #ifndef _VHOST_BLK_INTERNAL_H
 #define _VHOST_BLK_INTERNAL_H
 
 #include <linux/blkdev.h>
 #include <linux/llist.h>
+#include <linux/rbtree.h>
 #include <linux/spinlock.h>
 #include <linux/uio.h>
 #include <linux/wait.h>
@@ -97,6 +99,22 @@ struct vhost_blk_req {
 	struct virtio_blk_discard_write_zeroes *segs;	/* ranges, not FLUSH */
 	unsigned int nseg;
 	struct list_head file_entry;	/* on blk->file_queue */
+
+	/*
+	 * rmw.c, 512e: the backend blocks [start, last] the request writes
+	 * (or, queued, reads), in bytes, on blk->rmw_direct while an aligned
+	 * write is at the backend, or on blk->rmw_queued (and rmw_entry on
+	 * blk->rmw_queue) while the kworker has it.
+	 */
+	struct {
+		struct rb_node rb;
+		u64 start, last, subtree_last;
+	} rmw;
+	bool rmw_direct;		/* on blk->rmw_direct */
+	bool rmw_fua;			/* a queued write: write-through */
+	u32 rmw_skip;			/* guest data's offset in the bounce */
+	u64 rmw_pos;			/* a queued read/write: guest bytes at */
+	struct list_head rmw_entry;	/* on blk->rmw_queue */
 };
 
 struct vhost_blk_vq {
@@ -167,6 +185,29 @@ struct vhost_blk {
 	struct list_head file_queue;	/* protected by file_lock */
 	struct work_struct file_work;
 
+	/*
+	 * rmw.c, 512e: VHOST_BLK_SET_BLOCK_SIZE (0: the backend's), under
+	 * dev.mutex.  Fixed with backend while a ring is attached: rmw (the
+	 * guest's blocks are smaller than the backend's, rmw_lbs).
+	 */
+	unsigned int guest_lbs;
+	bool rmw;
+	unsigned int rmw_lbs;
+	/*
+	 * Requests the device's one rmw_work runs, in order (rmw_queue), and
+	 * the aligned writes at the backend (rmw_direct), each an interval
+	 * tree of backend bytes.  rmw_waiting counts the direct writes that
+	 * overlap the request rmw_work runs; it waits on rmw_wq for none.
+	 */
+	spinlock_t rmw_lock;
+	struct list_head rmw_queue;		/* protected by rmw_lock */
+	struct rb_root_cached rmw_queued;	/* protected by rmw_lock */
+	struct rb_root_cached rmw_direct;	/* protected by rmw_lock */
+	struct vhost_blk_req *rmw_cur;		/* protected by rmw_lock */
+	unsigned int rmw_waiting;		/* protected by rmw_lock */
+	wait_queue_head_t rmw_wq;
+	struct work_struct rmw_work;
+
 	spinlock_t serial_lock;		/* GET_ID never sees half a serial */
 	char serial[VIRTIO_BLK_ID_BYTES];	/* protected by serial_lock */
 };
@@ -197,6 +238,9 @@ void vhost_blk_submit_ranges(struct vhost_blk_req *req, struct file *backend,
 void vhost_blk_req_release(struct vhost_blk_req *req);
 int vhost_blk_bounce_fill(struct vhost_blk_req *req, struct iov_iter *iter,
 			  bool write);
+int vhost_blk_bounce_alloc(struct vhost_blk_req *req, size_t bytes);
+int vhost_blk_bounce_save_iov(struct vhost_blk_req *req,
+			      struct iov_iter *iter);
 
 /* file.c */
 int vhost_blk_file_check(struct file *file, unsigned int *lbs,
@@ -215,10 +259,34 @@ void vhost_blk_file_ranges(struct vhost_blk_req *req, struct file *file,
 			   const struct virtio_blk_discard_write_zeroes *segs,
 			   unsigned int nseg);
 void vhost_blk_file_release(struct vhost_blk_req *req);
+bool vhost_blk_keep_ranges(struct vhost_blk_req *req, u32 type,
+			   const struct virtio_blk_discard_write_zeroes *segs,
+			   unsigned int nseg);
+int vhost_blk_file_zero(struct file *file, u32 type, u32 flags, loff_t pos,
+			loff_t len);
+void vhost_blk_dev_queue_work(struct work_struct *work);
 void vhost_blk_file_dev_init(struct vhost_blk *blk);
 void vhost_blk_file_dev_cleanup(struct vhost_blk *blk);
 int vhost_blk_file_init(void);
 void vhost_blk_file_exit(void);
+
+/* rmw.c */
+bool vhost_blk_rmw_direct(struct vhost_blk_req *req, u64 pos, u64 len,
+			  bool write);
+u64 vhost_blk_rmw_bounce_bytes(struct vhost_blk_req *req);
+void vhost_blk_rmw_queue_rw(struct vhost_blk_req *req, struct file *backend,
+			    u64 pos, struct iov_iter *iter, bool write);
+bool vhost_blk_rmw_ranges_direct(struct vhost_blk_req *req, u32 type,
+				 struct virtio_blk_discard_write_zeroes *segs,
+				 unsigned int nseg);
+void vhost_blk_rmw_queue_ranges(struct vhost_blk_req *req, struct file *backend,
+				u32 type,
+				const struct virtio_blk_discard_write_zeroes *segs,
+				unsigned int nseg);
+void vhost_blk_rmw_unregister(struct vhost_blk_req *req);
+void vhost_blk_rmw_attach(struct vhost_blk *blk, struct file *backend);
+void vhost_blk_rmw_dev_init(struct vhost_blk *blk);
+void vhost_blk_rmw_dev_cleanup(struct vhost_blk *blk);
 
 /* completion.c */
 void vhost_blk_bio_end_io(struct bio *bio);

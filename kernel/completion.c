@@ -27,6 +27,10 @@ void vhost_blk_req_put(struct vhost_blk_req *req)
 	if (!atomic_dec_and_test(&req->pending))
 		return;
 
+	/* 512e: read-modify-writes waiting for this write may go on. */
+	if (unlikely(req->rmw_direct))
+		vhost_blk_rmw_unregister(req);
+
 	/*
 	 * Once bvq->ending reaches zero a detach or release may go on and
 	 * free the device; the RCU read section keeps bvq valid until the
@@ -85,22 +89,25 @@ static u8 vhost_blk_status(struct vhost_blk_req *req)
 					  VIRTIO_BLK_S_IOERR;
 }
 
+/* The read's bytes, from rmw_skip on in the bounce pages (512e: rmw.c). */
 static int vhost_blk_copy_back(struct vhost_blk_req *req)
 {
 	struct iov_iter iter;
 	size_t left = req->bytes;
+	size_t off = req->rmw_skip & ~PAGE_MASK;
 	unsigned int i;
 
 	iov_iter_init(&iter, ITER_DEST, req->bounce_iov, req->bounce_iov_nr,
 		      left);
-	for (i = 0; i < req->nr_bounce; i++) {
-		size_t len = min_t(size_t, left, PAGE_SIZE);
+	for (i = req->rmw_skip >> PAGE_SHIFT; left && i < req->nr_bounce; i++) {
+		size_t len = min_t(size_t, left, PAGE_SIZE - off);
 
-		if (copy_page_to_iter(req->bounce[i], 0, len, &iter) != len)
+		if (copy_page_to_iter(req->bounce[i], off, len, &iter) != len)
 			return -EFAULT;
 		left -= len;
+		off = 0;
 	}
-	return 0;
+	return left ? -EFAULT : 0;
 }
 
 static void vhost_blk_account(struct vhost_blk_vq *bvq,

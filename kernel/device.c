@@ -289,6 +289,7 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 		blk->file = S_ISREG(file_inode(file)->i_mode);
 		blk->file_lbs = lbs;
 		blk->file_dma_mask = dma_mask;
+		vhost_blk_rmw_attach(blk, file);
 	}
 
 	for (i = first; i <= last; i++) {
@@ -394,6 +395,44 @@ static long vhost_blk_get_write_cache(struct vhost_blk *blk, u32 __user *argp)
 		ret = -EFAULT;
 out_unlock:
 	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+/*
+ * The guest's logical block size (rmw.c): only while no ring has the
+ * backend, so every request of a backend is checked against one size.
+ */
+static long vhost_blk_set_block_size(struct vhost_blk *blk, u32 __user *argp)
+{
+	u32 size;
+	long ret;
+
+	if (get_user(size, argp))
+		return -EFAULT;
+	if (size && (size < SECTOR_SIZE || size > SZ_4K || !is_power_of_2(size)))
+		return -EINVAL;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (!ret && blk->backend)
+		ret = -EBUSY;
+	if (!ret)
+		blk->guest_lbs = size;
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_get_block_size(struct vhost_blk *blk, u32 __user *argp)
+{
+	long ret;
+	u32 size;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	size = blk->guest_lbs;
+	mutex_unlock(&blk->dev.mutex);
+	if (!ret && put_user(size, argp))
+		ret = -EFAULT;
 	return ret;
 }
 
@@ -545,8 +584,9 @@ static long vhost_blk_reset_owner(struct vhost_blk *blk)
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_reset_owner(&blk->dev, umem);
 	vhost_blk_reset_stats(blk);
-	/* The rings are detached: nothing reads it. */
+	/* The rings are detached: nothing reads them. */
 	blk->write_through = false;
+	blk->guest_lbs = 0;
 out_unlock:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -583,6 +623,10 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		return vhost_blk_set_write_cache(blk, argp);
 	case VHOST_BLK_GET_WRITE_CACHE:
 		return vhost_blk_get_write_cache(blk, argp);
+	case VHOST_BLK_SET_BLOCK_SIZE:
+		return vhost_blk_set_block_size(blk, argp);
+	case VHOST_BLK_GET_BLOCK_SIZE:
+		return vhost_blk_get_block_size(blk, argp);
 	case VHOST_GET_VRING_BASE:
 		return vhost_blk_get_vring_base(blk, argp);
 	case VHOST_SET_NWORKERS:
@@ -651,6 +695,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	blk->nvqs = nvqs;
 	spin_lock_init(&blk->serial_lock);
 	vhost_blk_file_dev_init(blk);
+	vhost_blk_rmw_dev_init(blk);
 	for (i = 0; i < nvqs; i++) {
 		struct vhost_blk_vq *bvq = &blk->vqs[i];
 
@@ -753,6 +798,7 @@ static int vhost_blk_release(struct inode *inode, struct file *f)
 
 	vhost_blk_release_rings(blk);
 	vhost_blk_file_dev_cleanup(blk);
+	vhost_blk_rmw_dev_cleanup(blk);
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_cleanup(&blk->dev);
 	/* end_io may still be in its RCU section after waking a detach. */

@@ -287,6 +287,22 @@ out:
 	vhost_blk_req_put(req);
 }
 
+/*
+ * One DISCARD or WRITE_ZEROES range of a file: fallocate(PUNCH_HOLE), or for
+ * WRITE_ZEROES without the unmap flag fallocate(ZERO_RANGE), as loop.c:
+ * zeroes stay allocated unless the guest unmaps.  Shared with rmw.c.
+ */
+int vhost_blk_file_zero(struct file *file, u32 type, u32 flags, loff_t pos,
+			loff_t len)
+{
+	int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
+
+	if (type == VIRTIO_BLK_T_WRITE_ZEROES &&
+	    !(flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
+		mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE;
+	return vfs_fallocate(file, mode, pos, len);
+}
+
 /* DISCARD and WRITE_ZEROES: the segments were validated by request.c. */
 static int vhost_blk_file_fallocate(struct vhost_blk_req *req)
 {
@@ -299,16 +315,11 @@ static int vhost_blk_file_fallocate(struct vhost_blk_req *req)
 		u64 sector = vhost64_to_cpu(vq, (__force __virtio64)req->segs[i].sector);
 		u32 nr = vhost32_to_cpu(vq, (__force __virtio32)req->segs[i].num_sectors);
 		u32 flags = vhost32_to_cpu(vq, (__force __virtio32)req->segs[i].flags);
-		int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
 
-		/* As loop.c: zeroes stay allocated unless the guest unmaps. */
-		if (req->range_type == VIRTIO_BLK_T_WRITE_ZEROES &&
-		    !(flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
-			mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE;
 		if (nr)
-			ret = vfs_fallocate(file, mode,
-					    (loff_t)sector << SECTOR_SHIFT,
-					    (loff_t)nr << SECTOR_SHIFT);
+			ret = vhost_blk_file_zero(file, req->range_type, flags,
+						  (loff_t)sector << SECTOR_SHIFT,
+						  (loff_t)nr << SECTOR_SHIFT);
 	}
 	return ret;
 }
@@ -391,7 +402,13 @@ static void vhost_blk_file_queue(struct vhost_blk_req *req, struct file *file)
 	spin_lock(&blk->file_lock);
 	list_add_tail(&req->file_entry, &blk->file_queue);
 	spin_unlock(&blk->file_lock);
-	queue_work(vhost_blk_file_wq, &blk->file_work);
+	vhost_blk_dev_queue_work(&blk->file_work);
+}
+
+/* The device-level work of file.c and rmw.c: one kworker each at most. */
+void vhost_blk_dev_queue_work(struct work_struct *work)
+{
+	queue_work(vhost_blk_file_wq, work);
 }
 
 void vhost_blk_file_dev_init(struct vhost_blk *blk)
@@ -426,15 +443,28 @@ void vhost_blk_file_ranges(struct vhost_blk_req *req, struct file *file,
 			   const struct virtio_blk_discard_write_zeroes *segs,
 			   unsigned int nseg)
 {
+	if (vhost_blk_keep_ranges(req, type, segs, nseg))
+		vhost_blk_file_queue(req, file);
+}
+
+/*
+ * A copy of a range request's validated segments for the kworker that
+ * runs it (file.c, rmw.c), freed there.  false: no memory, the request
+ * was completed with VIRTIO_BLK_S_IOERR.
+ */
+bool vhost_blk_keep_ranges(struct vhost_blk_req *req, u32 type,
+			   const struct virtio_blk_discard_write_zeroes *segs,
+			   unsigned int nseg)
+{
 	req->segs = kmemdup_array(segs, nseg, sizeof(*segs),
 				  GFP_KERNEL_ACCOUNT);
 	if (!req->segs) {
 		vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
-		return;
+		return false;
 	}
 	req->nseg = nseg;
 	req->range_type = type;
-	vhost_blk_file_queue(req, file);
+	return true;
 }
 
 unsigned int vhost_blk_file_range_limit(struct vhost_blk *blk,

@@ -33,9 +33,15 @@ bool vhost_blk_ro(struct vhost_virtqueue *vq, struct file *backend)
 	return bdev_read_only(file_bdev(backend));
 }
 
-/* The backend's logical block size in bytes. */
+/*
+ * The guest's logical block size in bytes, what requests must be aligned to:
+ * VHOST_BLK_SET_BLOCK_SIZE's, else the backend's.  Below the backend's,
+ * rmw.c serves the partial blocks (blk->rmw).
+ */
 static unsigned int vhost_blk_lbs(struct vhost_blk *blk, struct file *backend)
 {
+	if (blk->guest_lbs)
+		return blk->guest_lbs;
 	if (blk->file)
 		return blk->file_lbs;
 	return bdev_logical_block_size(file_bdev(backend));
@@ -108,7 +114,8 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 	struct vhost_blk_vq *bvq = req->bvq;
 	struct vhost_blk *blk = bvq->blk;
 	size_t len = iov_iter_count(iter);
-	bool bounce;
+	bool bounce = false, rmw;
+	u64 bounce_bytes = 0;
 
 	req->stat_type = write ? VHOST_BLK_STAT_OUT : VHOST_BLK_STAT_IN;
 	if (write && vhost_blk_ro(&bvq->vq, backend))
@@ -126,10 +133,20 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 		return 0;
 	}
 
-	bounce = blk->file ? vhost_blk_file_needs_bounce(blk, backend, iter, write) :
-		 vhost_blk_needs_bounce(file_bdev(backend), iter, write);
-	if (unlikely(bounce) &&
-	    vhost_blk_throttle(bvq, bvq->bounce_bytes, round_up(len, PAGE_SIZE),
+	/* 512e: partial backend blocks go through rmw.c's bounce. */
+	rmw = unlikely(blk->rmw) &&
+	      !vhost_blk_rmw_direct(req, sector << SECTOR_SHIFT, len, write);
+	if (rmw) {
+		bounce_bytes = vhost_blk_rmw_bounce_bytes(req);
+	} else {
+		bounce = blk->file ?
+			 vhost_blk_file_needs_bounce(blk, backend, iter, write) :
+			 vhost_blk_needs_bounce(file_bdev(backend), iter, write);
+		if (unlikely(bounce))
+			bounce_bytes = round_up(len, PAGE_SIZE);
+	}
+	if (bounce_bytes &&
+	    vhost_blk_throttle(bvq, bvq->bounce_bytes, bounce_bytes,
 			       VHOST_BLK_RING_BOUNCE_BYTES))
 		return -EAGAIN;
 	if (vhost_blk_throttle(bvq, bvq->inflight_bytes, len,
@@ -139,7 +156,10 @@ static int vhost_blk_rw(struct vhost_blk_req *req, struct file *backend,
 	req->bytes = len;
 	if (!write)
 		req->used_len = len + 1;
-	if (blk->file)
+	if (rmw)
+		vhost_blk_rmw_queue_rw(req, backend, sector << SECTOR_SHIFT,
+				       iter, write);
+	else if (blk->file)
 		vhost_blk_file_rw(req, backend, sector, iter, write, bounce);
 	else
 		vhost_blk_submit_rw(req, backend, sector, iter, write, bounce);
@@ -259,6 +279,10 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 		if (total > limit ||
 		    !vhost_blk_range_ok(blk, backend, sector, nr))
 			goto err_free;
+		/* 512e: a secure erase cannot be emulated on part of a block. */
+		if (blk->rmw && type == VIRTIO_BLK_T_SECURE_ERASE &&
+		    ((sector | nr) & ((blk->rmw_lbs >> SECTOR_SHIFT) - 1)))
+			goto err_free;
 		req->bytes += (u64)nr << SECTOR_SHIFT;
 	}
 
@@ -269,7 +293,10 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 		return -EAGAIN;
 	}
 	vhost_blk_charge(req, req->bytes);
-	if (blk->file)
+	if (unlikely(blk->rmw) &&
+	    !vhost_blk_rmw_ranges_direct(req, type, segs, nseg))
+		vhost_blk_rmw_queue_ranges(req, backend, type, segs, nseg);
+	else if (blk->file)
 		vhost_blk_file_ranges(req, backend, type, segs, nseg);
 	else
 		vhost_blk_submit_ranges(req, backend, type, segs, nseg);

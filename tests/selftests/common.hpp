@@ -37,10 +37,14 @@ inline constexpr const char *env_fail = "VBLK_FAIL";	     // dm device whose I/O
 // zram, 4 KiB blocks: offloads WRITE_ZEROES (and discard), stable writes
 inline constexpr const char *env_zram = "VBLK_ZRAM";
 inline constexpr const char *env_delay = "VBLK_DELAY";	     // dm-delay: all I/O delay_latency late
+// dm-delay over null_blk with 4 KiB blocks: reads at once, writes 200 ms late
+inline constexpr const char *env_delay_4k = "VBLK_DELAY_4K";
 // Mounted filesystems for regular-file backends (tests/vm/init).
 inline constexpr const char *env_ext4_dir = "VBLK_EXT4_DIR";  // ext4, 192 MiB, on loop over tmpfs
 inline constexpr const char *env_xfs_dir = "VBLK_XFS_DIR";    // xfs, 320 MiB, on loop over tmpfs
 inline constexpr const char *env_tmpfs_dir = "VBLK_TMPFS_DIR"; // tmpfs (direct I/O by copying)
+// ext4, 64 MiB, on loop with 4 KiB sectors: files with 4 KiB direct-I/O alignment
+inline constexpr const char *env_ext4_4k_dir = "VBLK_EXT4_4K_DIR";
 // How late VBLK_DELAY completes every request (tests/vm/init).
 inline constexpr auto delay_latency = std::chrono::milliseconds(300);
 

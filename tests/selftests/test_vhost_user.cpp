@@ -8,6 +8,8 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
+#include <endian.h>
 #include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
@@ -22,7 +24,7 @@ namespace {
 // A `vhost-blkctl serve` child process on one backend.
 class Serve {
 public:
-	Serve(const Backend &b, unsigned queues)
+	Serve(const Backend &b, unsigned queues, std::vector<std::string> extra = {})
 	{
 		const char *build = std::getenv("BUILD");
 		bin_ = std::string(build ? build : "/nonexistent") +
@@ -44,9 +46,15 @@ public:
 			int log = ::open((dir_ + "/serve.log").c_str(), O_WRONLY | O_CREAT, 0600);
 			::dup2(log, 1);
 			::dup2(log, 2);
-			::execl(bin_.c_str(), "vhost-blkctl", "serve", "--backend", b.path().c_str(),
-				"--socket", sock_.c_str(), "--name", "vbt", "--queues", q.c_str(),
-				"--workers", w.c_str(), static_cast<char *>(nullptr));
+			std::vector<std::string> args = { "vhost-blkctl", "serve", "--backend",
+							  b.path(), "--socket", sock_, "--name", "vbt",
+							  "--queues", q, "--workers", w };
+			args.insert(args.end(), extra.begin(), extra.end());
+			std::vector<char *> argv;
+			for (auto &a : args)
+				argv.push_back(a.data());
+			argv.push_back(nullptr);
+			::execv(bin_.c_str(), argv.data());
 			::_exit(127);
 		}
 		struct stat st;
@@ -118,6 +126,35 @@ TEST(vhost_user_bridge_round_trips_data_on_every_queue)
 		ASSERT_BYTES_EQ(back, data);
 		ASSERT_BYTES_EQ(b.read_direct(sector * 512, data.size()), data);
 	}
+	d.reset();
+	ASSERT_EQ(s.stop(), 0);
+}
+
+// serve --block-size 512 on a disk with 4 KiB blocks: the frontend sees
+// 512-byte logical and 4 KiB physical blocks, and a 512-byte write lands
+// with the rest of its block intact.
+TEST(vhost_user_serve_block_size_512_on_a_4k_disk_is_512e)
+{
+	require_device();
+	auto b = Backend::open(env_nullb_4k);
+	ASSERT_EQ(b.logical_block_size(), 4096u);
+	Serve s(b, 1, { "--block-size", "512" });
+	auto d = frontend(s, 1);
+	auto raw = d->vhost_user().get_config(sizeof(virtio_blk_config));
+	virtio_blk_config cfg;
+	std::memcpy(&cfg, raw.data(), sizeof(cfg));
+	ASSERT_EQ(le32toh(cfg.blk_size), 512u);
+	ASSERT_EQ(cfg.physical_block_exp, 3);
+	const uint64_t sector = 8 * 4000;
+	auto before = pattern(4096, sector, ktap::seed() + 1);
+	b.write_direct(sector * 512, before);
+	auto data = pattern(1024, sector + 3, ktap::seed());
+	ASSERT_EQ(d->write(0, sector + 3, data), VIRTIO_BLK_S_OK);
+	std::memcpy(before.data() + 3 * 512, data.data(), data.size());
+	ASSERT_BYTES_EQ(b.read_direct(sector * 512, 4096), before);
+	std::vector<uint8_t> back(1024);
+	ASSERT_EQ(d->read(0, sector + 3, back), VIRTIO_BLK_S_OK);
+	ASSERT_BYTES_EQ(back, data);
 	d.reset();
 	ASSERT_EQ(s.stop(), 0);
 }

@@ -180,7 +180,12 @@ struct vhost_blk_vring_stats {
 	__u64 fua_writes;	/* OUT requests sent with REQ_FUA: taken in
 				 * write-through mode (VHOST_BLK_SET_WRITE_CACHE)
 				 */
-	__u64 reserved[4];
+	__u64 rmw;		/* requests served by read-modify-write, in
+				 * order with the writes they overlap
+				 * (VHOST_BLK_SET_BLOCK_SIZE below the
+				 * backend's block)
+				 */
+	__u64 reserved[3];
 };
 
 #define VHOST_BLK_GET_VRING_STATS \
@@ -222,5 +227,40 @@ struct vhost_blk_vring_stats {
 #define VHOST_BLK_WRITE_CACHE_WRITEBACK		1u
 #define VHOST_BLK_SET_WRITE_CACHE _IOW(VHOST_VIRTIO, 0xFC, __u32)
 #define VHOST_BLK_GET_WRITE_CACHE _IOR(VHOST_VIRTIO, 0xFC, __u32)
+
+/*
+ * VHOST_BLK_SET_BLOCK_SIZE, VHOST_BLK_GET_BLOCK_SIZE: the logical block size
+ * the guest is given, in bytes: what the VMM advertises in blk_size
+ * (VIRTIO_BLK_F_BLK_SIZE).  Requests must be aligned to it (start and
+ * length); misaligned ones complete with VIRTIO_BLK_S_IOERR.
+ *
+ *   0 (the default, on open and after VHOST_RESET_OWNER): the backend's
+ *	logical block size.
+ *   512, 1024, 2048 or 4096: that size.  At least the backend's: only
+ *	stricter alignment.  Below the backend's (512e: a guest with 512-byte
+ *	blocks on a disk or file with 4 KiB ones, as QEMU's
+ *	logical_block_size=512 on a 4Kn host disk): the module emulates
+ *	the small blocks.  A read, write or WRITE_ZEROES that does not cover
+ *	whole backend blocks is done by read-modify-write of the partial
+ *	blocks at its ends, through a bounce buffer, one at a time per
+ *	device, on a kworker.  It waits for the writes in flight that touch
+ *	the same backend blocks, and the writes that come after it wait for
+ *	it, so concurrent writes to different sectors of one backend block
+ *	never undo each other; each 512-byte sector the guest wrote holds
+ *	one of the writes to it, whole.  Aligned requests keep the zero-copy
+ *	path.  DISCARD is a hint: only the whole backend blocks inside a
+ *	segment are discarded (a VMM advertises discard_sector_alignment of
+ *	one backend block).  SECURE_ERASE must cover whole backend blocks
+ *	(secure_erase_sector_alignment), or it fails with VIRTIO_BLK_S_IOERR.
+ *	The VMM advertises physical_block_exp so that a guest aligns its
+ *	own I/O to the backend's blocks (Documentation/vhost-blk.rst, "512e").
+ *
+ * Set it while no ring has a backend: EBUSY otherwise.  It applies from the
+ * next VHOST_BLK_SET_BACKEND.  Errors: EINVAL for another value, EPERM for a
+ * caller that is not the owner.  VHOST_BLK_GET_BLOCK_SIZE returns the value
+ * set (0 means the backend's).
+ */
+#define VHOST_BLK_SET_BLOCK_SIZE _IOW(VHOST_VIRTIO, 0xFB, __u32)
+#define VHOST_BLK_GET_BLOCK_SIZE _IOR(VHOST_VIRTIO, 0xFB, __u32)
 
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

@@ -175,6 +175,18 @@ uint32_t VhostBlkDevice::get_write_cache()
 	return mode;
 }
 
+void VhostBlkDevice::set_block_size(uint32_t bytes)
+{
+	ioctl_or_throw(VHOST_BLK_SET_BLOCK_SIZE, &bytes, "VHOST_BLK_SET_BLOCK_SIZE");
+}
+
+uint32_t VhostBlkDevice::get_block_size()
+{
+	uint32_t bytes = 0;
+	ioctl_or_throw(VHOST_BLK_GET_BLOCK_SIZE, &bytes, "VHOST_BLK_GET_BLOCK_SIZE");
+	return bytes;
+}
+
 unsigned VhostBlkDevice::new_worker()
 {
 	vhost_worker_state s = { .worker_id = 0 };

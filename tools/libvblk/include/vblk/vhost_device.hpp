@@ -67,6 +67,10 @@ public:
 	// VHOST_BLK_WRITE_CACHE_WRITETHROUGH or _WRITEBACK.
 	void set_write_cache(uint32_t mode);
 	uint32_t get_write_cache();
+	// VHOST_BLK_SET_BLOCK_SIZE / _GET_: the guest's logical block size
+	// (0: the backend's; below it, 512e read-modify-write).
+	void set_block_size(uint32_t bytes);
+	uint32_t get_block_size();
 
 	unsigned new_worker();
 	void free_worker(unsigned worker_id);
