@@ -16,7 +16,7 @@
 # One JSON line per cell goes to /run/results/bench.jsonl; the host makes
 # the report (scripts/bench-report.py).
 #
-#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce]
+#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e]
 #
 # Write cache cells (in the full matrix, or alone with --wce): durable
 # 4 KiB random writes on null_blk with a volatile cache (memory_backed=1,
@@ -27,6 +27,17 @@
 #   kernel-wb-flush  write-back, each write followed by a guest FLUSH
 #                    (vblk-bench --flush-after-write; one I/O = the pair)
 #
+# 512e cells (in the full matrix, or alone with --512e): null_blk with 4 KiB
+# blocks and no memory (nullbench4k), 1 queue, randread and randwrite at
+# depth 1 and 32:
+#   kernel-4k          the guest uses the backend's 4 KiB blocks, 4 KiB I/O
+#   kernel-512e-4k     512-byte guest blocks (VHOST_BLK_SET_BLOCK_SIZE),
+#                      4 KiB aligned I/O: what the overlap tracking costs
+#   kernel-512e-512    512-byte guest blocks, 512-byte I/O: every request
+#                      a read-modify-write (reads: a bounced block read)
+#   kernel-512n-512    the same 512-byte I/O on a 512-byte-block disk
+#                      (nullbench): what the emulation costs over native
+#
 # --quick: one backend (null_blk), depth 1 and 32, randread only: a smoke
 # run of every target.
 set -u
@@ -34,7 +45,7 @@ seconds=${BENCH_SECONDS:-1}
 runs=${BENCH_RUNS:-3}
 warmup=${BENCH_WARMUP:-1}
 poll=${BENCH_POLL_US:-200}
-quick=0 wce_only=0
+quick=0 wce_only=0 e512_only=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) seconds=$2; shift 2 ;;
@@ -42,7 +53,8 @@ while [ $# -gt 0 ]; do
 	--warmup) warmup=$2; shift 2 ;;
 	--quick) quick=1; shift ;;
 	--wce) wce_only=1; shift ;;
-	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick | --wce]" >&2; exit 2 ;;
+	--512e) e512_only=1; shift ;;
+	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e]" >&2; exit 2 ;;
 	esac
 done
 
@@ -71,7 +83,7 @@ cell() {
 	t=$1 bn=$2 rw=$3 depth=$4 q=$5 w=$6
 	shift 6
 	cells=$((cells + 1))
-	line=$("$bench" --json --rw "$rw" --bs 4096 --depth "$depth" --queues "$q" \
+	line=$("$bench" --json --rw "$rw" --bs "${BS:-4096}" --depth "$depth" --queues "$q" \
 		--seconds "$seconds" --runs "$runs" --warmup "$warmup" \
 		--tag "name=$t,backend_kind=$bn,served_by_workers=$w" "$@" 2> $W/err)
 	rc=$?
@@ -160,10 +172,39 @@ wce_cells() {
 	done
 }
 
+# The 512e cells (see the top).
+e512_cells() {
+	c=/sys/kernel/config/nullb/nullbench4k
+	if [ ! -d $c ]; then
+		mkdir $c && echo 4096 > $c/blocksize && echo 4096 > $c/size &&
+			echo 0 > $c/memory_backed && echo 1 > $c/power ||
+			{ echo "# cannot create nullbench4k"; failed=$((failed + 1)); return; }
+	fi
+	i=0
+	while [ ! -b /dev/nullbench4k ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	note "backend nullbench4k (/dev/nullbench4k, 4 KiB blocks)"
+	for rw in randread randwrite; do
+		for d in 1 32; do
+			set -- --target kernel --workers 1
+			BS=4096 cell kernel-4k nullbench4k $rw $d 1 1 "$@" --backend /dev/nullbench4k
+			BS=4096 cell kernel-512e-4k nullbench4k $rw $d 1 1 "$@" \
+				--backend /dev/nullbench4k --block-size 512
+			BS=512 cell kernel-512e-512 nullbench4k $rw $d 1 1 "$@" \
+				--backend /dev/nullbench4k --block-size 512
+			BS=512 cell kernel-512n-512 nullbench $rw $d 1 1 "$@" \
+				--backend /dev/nullbench
+		done
+	done
+}
+
 echo "TAP version 13"
 if [ $wce_only = 1 ]; then
 	backends=
 	wce_cells
+fi
+if [ $e512_only = 1 ]; then
+	backends=
+	e512_cells
 fi
 for b in $backends; do
 	bn=${b%%:*} dev=${b#*:}
@@ -209,8 +250,9 @@ for b in $backends; do
 		stop_daemon
 	done
 done
-if [ $wce_only = 0 ] && [ $quick = 0 ]; then
+if [ $wce_only = 0 ] && [ $e512_only = 0 ] && [ $quick = 0 ]; then
 	wce_cells
+	e512_cells
 fi
 echo "1..$cells"
 note "done: $cells cells, $failed failed"

@@ -56,6 +56,7 @@ struct Options {
 	std::map<std::string, std::string> tags;
 	bool json = false;
 	std::string write_cache;	// kernel: VHOST_BLK_SET_WRITE_CACHE
+	uint32_t block_size = 0;	// kernel: VHOST_BLK_SET_BLOCK_SIZE (0: the backend's)
 	bool flush_after_write = false;
 };
 
@@ -111,6 +112,8 @@ public:
 			ring_workers_ = drv_->spread_workers(o.workers);
 			for (unsigned q = 0; q < o.queues && o.poll_us; q++)
 				drv_->device().set_vring_busyloop_timeout(q, o.poll_us);
+			if (o.block_size)
+				drv_->device().set_block_size(o.block_size);
 			drv_->attach(backend_.get());
 			if (!o.write_cache.empty())
 				drv_->device().set_write_cache(
@@ -182,6 +185,8 @@ int run(const Options &o)
 		throw std::invalid_argument("--poll-us is for --target kernel");
 	if (o.target != "kernel" && !o.write_cache.empty())
 		throw std::invalid_argument("--write-cache is for --target kernel");
+	if (o.target != "kernel" && o.block_size)
+		throw std::invalid_argument("--block-size is for --target kernel");
 	if (o.target == "raw" && o.flush_after_write)
 		throw std::invalid_argument("--flush-after-write is for a virtio target");
 	if (o.target != "kernel" && o.workers != 1)
@@ -248,6 +253,7 @@ int run(const Options &o)
 		{ "socket", o.socket },
 		{ "rw", o.rw },
 		{ "bs", o.bs },
+		{ "block_size", o.block_size },
 		{ "depth", o.depth },
 		{ "queues", o.queues },
 		{ "workers", o.target == "kernel" ? nlohmann::json(o.workers) : nlohmann::json() },
@@ -329,6 +335,10 @@ int main(int argc, char **argv)
 		       "the device's write cache mode, VHOST_BLK_SET_WRITE_CACHE (kernel; default: "
 		       "the module's, write-back with FLUSH)")
 		->check(CLI::IsMember({ "writeback", "writethrough" }));
+	app.add_option("--block-size", o.block_size,
+		       "the guest's logical block size, VHOST_BLK_SET_BLOCK_SIZE (kernel; below the "
+		       "backend's: 512e read-modify-write)")
+		->check(CLI::IsMember({ 512u, 1024u, 2048u, 4096u }));
 	app.add_flag("--flush-after-write", o.flush_after_write,
 		     "randwrite: follow each write by a FLUSH, the pair counted as one I/O "
 		     "(durable writes without FUA)");

@@ -47,6 +47,11 @@ uint32_t max_write_zeroes_sectors(const device::BackendInfo &b)
 	return range_sectors(b.write_zeroes_max_bytes, b.logical_block_size);
 }
 
+uint32_t guest_block_size(const device::BackendInfo &b, const DiskParams &p)
+{
+	return p.block_size ? p.block_size : std::max<uint32_t>(b.logical_block_size, 512);
+}
+
 uint64_t offered_features(uint64_t kernel_features, const device::BackendInfo &b,
 			  const DiskParams &p)
 {
@@ -73,17 +78,20 @@ virtio_blk_config build_config(const device::BackendInfo &b, const DiskParams &p
 {
 	virtio_blk_config c;
 	std::memset(&c, 0, sizeof(c));
-	uint32_t lbs = std::max<uint32_t>(b.logical_block_size, 512);
+	uint32_t lbs = guest_block_size(b, p);
+	// The backend's own block: what a guest should align to (512e: the
+	// physical block, whole blocks to discard).
+	uint32_t backend_lbs = std::max<uint32_t>(b.logical_block_size, 512);
 	uint64_t sectors = b.size_bytes / 512;
 	c.capacity = htole64(sectors);
 	c.size_max = htole32(VHOST_BLK_MAX_SEGMENT_SIZE);
 	c.seg_max = htole32(VHOST_BLK_MAX_SEGMENTS);
 	c.blk_size = htole32(lbs);
-	uint32_t pbs = std::max(b.physical_block_size, lbs);
+	uint32_t pbs = std::max({ b.physical_block_size, backend_lbs, lbs });
 	c.physical_block_exp = static_cast<uint8_t>(std::countr_zero(pbs / lbs));
 	c.alignment_offset = static_cast<uint8_t>(b.alignment_offset / lbs);
 	c.min_io_size = htole16(static_cast<uint16_t>(
-		std::clamp<uint32_t>(b.min_io_size / lbs, 1, 0xffff)));
+		std::clamp<uint32_t>(std::max(b.min_io_size, backend_lbs) / lbs, 1, 0xffff)));
 	c.opt_io_size = htole32(b.opt_io_size / lbs);
 	c.wce = wce ? 1 : 0;
 	c.num_queues = htole16(static_cast<uint16_t>(p.queues));
@@ -91,7 +99,7 @@ virtio_blk_config build_config(const device::BackendInfo &b, const DiskParams &p
 		c.max_discard_sectors = htole32(n);
 		c.max_discard_seg = htole32(range_segments);
 		c.discard_sector_alignment =
-			htole32(std::max<uint32_t>(b.discard_granularity, lbs) / 512);
+			htole32(std::max({ b.discard_granularity, backend_lbs, lbs }) / 512);
 	}
 	if (uint32_t n = max_write_zeroes_sectors(b)) {
 		c.max_write_zeroes_sectors = htole32(n);

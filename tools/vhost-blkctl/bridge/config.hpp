@@ -20,7 +20,15 @@ struct DiskParams {
 	// Busy polling of idle rings, microseconds (0: off), set on every
 	// ring before it starts.
 	unsigned poll_us = 0;
+	// The guest's logical block size in bytes (VHOST_BLK_SET_BLOCK_SIZE);
+	// 0: the backend's.  Below the backend's the kernel emulates the small
+	// blocks (512e) and the config space says the backend's block is the
+	// physical one.
+	uint32_t block_size = 0;
 };
+
+// The logical block size the guest is given.
+uint32_t guest_block_size(const device::BackendInfo &b, const DiskParams &p);
 
 // Sectors one DISCARD / WRITE_ZEROES segment may cover, as the module
 // enforces it: the backend's queue limit (discard_max_bytes,

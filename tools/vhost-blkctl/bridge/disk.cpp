@@ -123,7 +123,7 @@ control::DiskStatus Disk::status()
 	s.socket = opts_.socket_path;
 	s.serial = opts_.serial;
 	s.size_bytes = backend_.info().size_bytes;
-	s.block_size = backend_.info().logical_block_size;
+	s.block_size = guest_block_size(backend_.info(), ctx_.params);
 	s.queues = opts_.params.queues;
 	s.read_only = opts_.params.read_only;
 	s.poll_us = opts_.params.poll_us;

@@ -324,6 +324,8 @@ void Session::take_ownership()
 	owned_ = true;
 	if (!ctx_.serial.empty())
 		dev_->set_serial(ctx_.serial);
+	if (ctx_.params.block_size)
+		dev_->set_block_size(ctx_.params.block_size);
 	try {
 		workers_.adopt_default(*dev_);
 		apply_workers(*ctx_.plan);

@@ -55,6 +55,7 @@ struct ServeOptions {
 	std::string map;	// VQ:WORKER,...
 	bool read_only = false;
 	unsigned poll_us = 0;
+	uint32_t block_size = 0;	// the guest's logical block; 0: the backend's
 	// The vhost-user socket's file: owner and group (a name or a number;
 	// empty: ours) and mode (octal).
 	std::string socket_owner;

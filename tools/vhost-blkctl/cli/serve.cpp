@@ -73,6 +73,11 @@ void setup_serve(CLI::App &app, Options &o)
 	w->excludes(pv);
 	sub->add_option("--map", s.map, "Explicit assignments VQ:WORKER,... (after the policy)");
 	sub->add_flag("--read-only", s.read_only, "Offer a read-only disk");
+	sub->add_option("--block-size", s.block_size,
+			"Logical block size the guest sees (512-4096; default: the backend's). "
+			"Below the backend's, the kernel emulates it (512e: read-modify-write "
+			"of partial blocks)")
+		->check(CLI::IsMember({ 512, 1024, 2048, 4096 }));
 	sub->add_option("--poll-us", s.poll_us,
 			"Busy-poll idle rings this long (microseconds; lower latency at low "
 			"queue depth for CPU time)")
@@ -227,7 +232,12 @@ int run_serve(const Options &o)
 	common::SocketAccess access{ *parse_mode(s.socket_mode), lookup_user(s.socket_owner),
 				     lookup_group(s.socket_group) };
 	std::string run_dir = control::resolve_run_dir(o.global.run_dir);
-	bridge::DiskOptions dopts{ name, s.socket, serial, { queues, read_only, s.poll_us }, plan };
+	if (s.block_size && s.block_size < backend->info().logical_block_size)
+		log(s.backend + " has " + std::to_string(backend->info().logical_block_size) +
+		    "-byte blocks: the guest's " + std::to_string(s.block_size) +
+		    "-byte blocks are emulated (read-modify-write)");
+	bridge::DiskOptions dopts{ name, s.socket, serial,
+				   { queues, read_only, s.poll_us, s.block_size }, plan };
 	std::string devpath = s.device;
 	bridge::Disk disk(std::move(dopts), std::move(*backend), kfeatures,
 			  [devpath] { return std::make_unique<device::KernelDevice>(devpath); }, log);

@@ -79,6 +79,10 @@ _vhost_blkctl()
 		--socket-mode)
 		return
 		;;
+	--block-size)
+		COMPREPLY=($(compgen -W "512 1024 2048 4096" -- "$cur"))
+		return
+		;;
 	esac
 
 	if [[ -z $cmd ]]; then
@@ -90,7 +94,7 @@ _vhost_blkctl()
 	case $cmd in
 	serve)
 		opts="--backend --socket --name --serial --queues --workers --worker-per-vq
-		      --map --read-only --poll-us --socket-owner --socket-group --socket-mode
+		      --map --read-only --block-size --poll-us --socket-owner --socket-group --socket-mode
 		      --device --run-dir --help"
 		;;
 	list) opts="--json --run-dir --help" ;;

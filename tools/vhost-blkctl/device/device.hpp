@@ -66,6 +66,9 @@ public:
 	// the used ring.
 	virtual void detach_ring(unsigned index) = 0;
 	virtual void set_serial(std::string_view serial) = 0;
+	// The guest's logical block size (VHOST_BLK_SET_BLOCK_SIZE), before
+	// the first ring is attached.
+	virtual void set_block_size(uint32_t bytes) = 0;
 	virtual RingStats ring_stats(unsigned index) = 0;
 	// The write cache mode (VHOST_BLK_SET_WRITE_CACHE): true write-back.
 	// Switching to write-through returns once earlier writes are stable.

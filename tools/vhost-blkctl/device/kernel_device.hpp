@@ -38,6 +38,7 @@ public:
 	}
 	void detach_ring(unsigned i) override { dev_.set_backend(VHOST_BLK_BACKEND_VRING(i), -1); }
 	void set_serial(std::string_view s) override { dev_.set_serial(s); }
+	void set_block_size(uint32_t bytes) override { dev_.set_block_size(bytes); }
 	RingStats ring_stats(unsigned index) override;
 	void set_write_cache(bool writeback) override
 	{

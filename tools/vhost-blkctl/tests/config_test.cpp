@@ -177,6 +177,36 @@ TEST(Config, four_k_logical_blocks)
 	EXPECT_EQ(le16toh(c.min_io_size), 1);
 }
 
+// serve --block-size 512 on a 4Kn disk (512e): the guest's blocks are 512
+// bytes, the backend's block is the physical one and the unit of discard
+// and of the minimum I/O, so a guest aligns its own I/O to it.
+TEST(Config, block_size_512_on_a_4k_disk_is_512e)
+{
+	auto b = disk_1g();
+	b.logical_block_size = 4096;
+	b.physical_block_size = 4096;
+	b.min_io_size = 4096;
+	b.discard_granularity = 0;
+	DiskParams p;
+	p.block_size = 512;
+	auto c = build_config(b, p, true);
+	EXPECT_EQ(guest_block_size(b, p), 512u);
+	EXPECT_EQ(le32toh(c.blk_size), 512u);
+	EXPECT_EQ(c.physical_block_exp, 3);
+	EXPECT_EQ(le16toh(c.min_io_size), 8);
+	EXPECT_EQ(le32toh(c.discard_sector_alignment), 8u);
+	EXPECT_EQ(le64toh(c.capacity), (1ull << 30) / 512);
+	// Above the backend's block: only that block, nothing emulated.
+	b.logical_block_size = 512;
+	b.physical_block_size = 512;
+	p.block_size = 4096;
+	c = build_config(b, p, true);
+	EXPECT_EQ(le32toh(c.blk_size), 4096u);
+	EXPECT_EQ(c.physical_block_exp, 0);
+	EXPECT_EQ(le16toh(c.min_io_size), 1);
+	EXPECT_EQ(le32toh(c.discard_sector_alignment), 8u);
+}
+
 TEST(Config, range_limits_round_down_to_a_4k_logical_block)
 {
 	auto b = disk_1g();

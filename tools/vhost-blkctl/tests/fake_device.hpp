@@ -45,6 +45,7 @@ struct State {
 	std::vector<vblk::MemRegion> mem;
 	Ring rings[nvqs];
 	std::string serial;
+	uint32_t block_size = 0;
 	unsigned next_worker = 1;
 	std::set<unsigned> workers;
 	int backend_fd = -1;
@@ -128,6 +129,7 @@ public:
 	}
 	void detach_ring(unsigned i) override { call("detach_ring", i), ring(i).attached = false; }
 	void set_serial(std::string_view s) override { call("set_serial"), s_.serial = s; }
+	void set_block_size(uint32_t bytes) override { call("set_block_size"), s_.block_size = bytes; }
 	device::RingStats ring_stats(unsigned i) override
 	{
 		call("ring_stats", i);

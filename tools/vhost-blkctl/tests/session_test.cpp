@@ -118,6 +118,26 @@ TEST(Session, poll_us_is_set_on_each_ring_before_it_starts)
 	EXPECT_LT(poll, attach);
 }
 
+TEST(Session, block_size_is_set_with_the_owner_before_any_ring_attaches)
+{
+	SessionHarness h;
+	h.ctx.params.block_size = 512;
+	h.bring_up(0);
+	EXPECT_EQ(h.st.block_size, 512u);
+	auto &c = h.st.calls;
+	long set = position(c, "set_block_size");
+	ASSERT_GE(set, 0);
+	EXPECT_GT(set, position(c, "set_owner"));
+	EXPECT_LT(set, position(c, "attach_ring(0)"));
+}
+
+TEST(Session, no_block_size_call_by_default)
+{
+	SessionHarness h;
+	h.bring_up(0);
+	EXPECT_EQ(position(h.st.calls, "set_block_size"), -1);
+}
+
 TEST(Session, no_busyloop_call_without_poll_us)
 {
 	SessionHarness h;
