@@ -59,7 +59,10 @@ static void vhost_blk_free_bounce(struct vhost_blk_req *req)
 
 void vhost_blk_req_release(struct vhost_blk_req *req)
 {
-	/* A request put back for budget was registered, never submitted. */
+	/*
+	 * 512e: a write registered as direct but never submitted (put back
+	 * for budget, or failed before it reached the backend).
+	 */
 	if (unlikely(req->rmw_direct))
 		vhost_blk_rmw_unregister(req);
 	req->bvq->inflight_bytes -= req->cost;
@@ -70,6 +73,9 @@ void vhost_blk_req_release(struct vhost_blk_req *req)
 		vhost_blk_free_bounce(req);
 	kfree(req->log);
 	req->log = NULL;
+	/* Range segments a kworker never got to (rmw.c on ENOMEM). */
+	kfree(req->segs);
+	req->segs = NULL;
 }
 
 /*

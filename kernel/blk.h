@@ -113,7 +113,6 @@ struct vhost_blk_req {
 	bool rmw_direct;		/* on blk->rmw_direct */
 	bool rmw_fua;			/* a queued write: write-through */
 	u32 rmw_skip;			/* guest data's offset in the bounce */
-	u64 rmw_pos;			/* a queued read/write: guest bytes at */
 	struct list_head rmw_entry;	/* on blk->rmw_queue */
 };
 
@@ -194,17 +193,16 @@ struct vhost_blk {
 	bool rmw;
 	unsigned int rmw_lbs;
 	/*
-	 * Requests the device's one rmw_work runs, in order (rmw_queue), and
-	 * the aligned writes at the backend (rmw_direct), each an interval
-	 * tree of backend bytes.  rmw_waiting counts the direct writes that
-	 * overlap the request rmw_work runs; it waits on rmw_wq for none.
+	 * Requests the device's one rmw_work runs, in order (rmw_queue), the
+	 * writes among them (rmw_queued) and the aligned writes taken for the
+	 * usual path (rmw_direct), the trees in backend bytes.  rmw_work
+	 * waits on rmw_wq until no direct write overlaps rmw_cur.
 	 */
 	spinlock_t rmw_lock;
 	struct list_head rmw_queue;		/* protected by rmw_lock */
 	struct rb_root_cached rmw_queued;	/* protected by rmw_lock */
 	struct rb_root_cached rmw_direct;	/* protected by rmw_lock */
 	struct vhost_blk_req *rmw_cur;		/* protected by rmw_lock */
-	unsigned int rmw_waiting;		/* protected by rmw_lock */
 	wait_queue_head_t rmw_wq;
 	struct work_struct rmw_work;
 
@@ -264,7 +262,6 @@ bool vhost_blk_keep_ranges(struct vhost_blk_req *req, u32 type,
 			   unsigned int nseg);
 int vhost_blk_file_zero(struct file *file, u32 type, u32 flags, loff_t pos,
 			loff_t len);
-void vhost_blk_dev_queue_work(struct work_struct *work);
 void vhost_blk_file_dev_init(struct vhost_blk *blk);
 void vhost_blk_file_dev_cleanup(struct vhost_blk *blk);
 int vhost_blk_file_init(void);
@@ -287,6 +284,8 @@ void vhost_blk_rmw_unregister(struct vhost_blk_req *req);
 void vhost_blk_rmw_attach(struct vhost_blk *blk, struct file *backend);
 void vhost_blk_rmw_dev_init(struct vhost_blk *blk);
 void vhost_blk_rmw_dev_cleanup(struct vhost_blk *blk);
+int vhost_blk_rmw_init(void);
+void vhost_blk_rmw_exit(void);
 
 /* completion.c */
 void vhost_blk_bio_end_io(struct bio *bio);

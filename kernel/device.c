@@ -847,6 +847,9 @@ static int __init vhost_blk_init(void)
 
 	if (ret)
 		return ret;
+	ret = vhost_blk_rmw_init();
+	if (ret)
+		goto err_file;
 	ret = misc_register(&vhost_blk_misc);
 	/*
 	 * No fallback to a dynamic minor: the static /dev/vhost-blk node made
@@ -858,7 +861,13 @@ static int __init vhost_blk_init(void)
 		pr_err("vhost-blk: misc minor %d is already registered (see /proc/misc); not loading\n",
 		       VHOST_BLK_MINOR);
 	if (ret)
-		vhost_blk_file_exit();
+		goto err_rmw;
+	return 0;
+
+err_rmw:
+	vhost_blk_rmw_exit();
+err_file:
+	vhost_blk_file_exit();
 	return ret;
 }
 module_init(vhost_blk_init);
@@ -866,6 +875,7 @@ module_init(vhost_blk_init);
 static void __exit vhost_blk_exit(void)
 {
 	misc_deregister(&vhost_blk_misc);
+	vhost_blk_rmw_exit();
 	vhost_blk_file_exit();
 }
 module_exit(vhost_blk_exit);

@@ -402,13 +402,7 @@ static void vhost_blk_file_queue(struct vhost_blk_req *req, struct file *file)
 	spin_lock(&blk->file_lock);
 	list_add_tail(&req->file_entry, &blk->file_queue);
 	spin_unlock(&blk->file_lock);
-	vhost_blk_dev_queue_work(&blk->file_work);
-}
-
-/* The device-level work of file.c and rmw.c: one kworker each at most. */
-void vhost_blk_dev_queue_work(struct work_struct *work)
-{
-	queue_work(vhost_blk_file_wq, work);
+	queue_work(vhost_blk_file_wq, &blk->file_work);
 }
 
 void vhost_blk_file_dev_init(struct vhost_blk *blk)

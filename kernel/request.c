@@ -73,6 +73,9 @@ static bool vhost_blk_range_ok(struct vhost_blk *blk, struct file *backend,
 	u64 capacity = blk->file ? vhost_blk_file_nr_sectors(blk, backend) :
 				   bdev_nr_sectors(file_bdev(backend));
 
+	/* 512e: a partial last backend block cannot be read-modify-written. */
+	if (blk->rmw)
+		capacity = round_down(capacity, blk->rmw_lbs >> SECTOR_SHIFT);
 	if ((sector | nr) & mask)
 		return false;
 	return sector <= capacity && nr <= capacity - sector;
@@ -280,7 +283,7 @@ static int vhost_blk_ranges(struct vhost_blk_req *req, struct file *backend,
 		    !vhost_blk_range_ok(blk, backend, sector, nr))
 			goto err_free;
 		/* 512e: a secure erase cannot be emulated on part of a block. */
-		if (blk->rmw && type == VIRTIO_BLK_T_SECURE_ERASE &&
+		if (blk->rmw && type == VIRTIO_BLK_T_SECURE_ERASE && nr &&
 		    ((sector | nr) & ((blk->rmw_lbs >> SECTOR_SHIFT) - 1)))
 			goto err_free;
 		req->bytes += (u64)nr << SECTOR_SHIFT;

@@ -3,8 +3,9 @@
  * vhost-blk 512e: guest logical blocks smaller than the backend's.
  *
  * VHOST_BLK_SET_BLOCK_SIZE below the backend's logical block size (512-byte
- * sectors on a disk or file with 4 KiB blocks, seed 004's "512b on 4k") sets
- * blk->rmw when the backend is attached.  request.c then validates requests
+ * sectors on a disk or file with 4 KiB blocks, as QEMU's
+ * logical_block_size=512 on a 4Kn disk) sets blk->rmw when the backend is
+ * attached.  request.c then validates requests
  * against the guest's block and asks here which path each takes:
  *
  *  - Reads that cover whole backend blocks, and writes that do unless they
@@ -12,19 +13,22 @@
  *    file.c).  Such writes, and aligned WRITE_ZEROES/SECURE_ERASE, are
  *    "direct": their backend blocks are in the interval tree
  *    blk->rmw_direct from when the ring takes them until their last bio or
- *    kiocb ends (vhost_blk_req_put()).
+ *    kiocb ends (vhost_blk_req_put()), or until they fail or are put back
+ *    for budget before they were submitted (vhost_blk_req_release()).
  *  - Everything else - a read or write with a partial backend block at
  *    either end, a WRITE_ZEROES segment that is not whole blocks, and any
- *    write overlapping a request already queued - is queued on
- *    blk->rmw_queue for blk->rmw_work, the device's one work item.  It runs
- *    one request at a time, in the order they came: waits until no direct
- *    write overlaps it (new ones cannot start: they see it queued and queue
- *    behind it), then does synchronous I/O through the request's bounce
- *    buffer, which covers whole backend blocks: reads the partial end
- *    blocks, puts the guest's data (copied in by the ring's worker when it
- *    took the write) between them, writes the whole span.  A read copies
- *    from its offset in the bounce on the worker at completion
- *    (completion.c).
+ *    write overlapping a write already queued - is queued on
+ *    blk->rmw_queue for blk->rmw_work, the device's one work item, on a
+ *    workqueue of its own (it waits for file.c's work).  It runs one
+ *    request at a time, in the order they came.  A write (its blocks in
+ *    the tree blk->rmw_queued) first waits until no direct write overlaps
+ *    it - new ones cannot start: they see it queued and queue behind it -
+ *    then does synchronous I/O through the request's bounce buffer, which
+ *    covers whole backend blocks: reads the partial end blocks, puts the
+ *    guest's data (copied in by the ring's worker when it took the write)
+ *    between them, writes the whole span.  A read reads the span and
+ *    copies from its offset in the bounce on the worker at completion
+ *    (completion.c); it orders nothing.
  *
  * So two writes to different sectors of one backend block, in flight
  * together, never read the same old block and write back over each other:
@@ -35,12 +39,16 @@
  * counted in the ring's bounce and in-flight budgets (request.c).  The queue
  * holds at most the rings' request slots.  The worker never waits here: the
  * interval trees are under rmw_lock, a leaf spinlock held for one insert,
- * remove or overlap count (O(log n) each, O(k log n) to count k overlaps).
- * The kworker's wait is for direct writes already at the backend; its work
- * per request is at most one request's I/O plus two block reads (a
- * WRITE_ZEROES: two block read-modify-writes per segment and the
- * segments' zeroing, within the backend's limit), with cond_resched()
- * between requests.  One kworker per device, as file.c's.
+ * removal or overlap lookup, O(log n) each.  The kworker waits for direct
+ * writes the rings have taken (at the backend, in a worker's plug, or
+ * queued for file.c's work): their backend's time; its work per request
+ * is at most one request's I/O plus two block reads (a WRITE_ZEROES: two
+ * block read-modify-writes per segment and the segments' zeroing, within
+ * the backend's limit), with cond_resched() between requests.  One kworker
+ * per device, as file.c's.
+ *
+ * The trees are the device's: two devices (or anything else) writing one
+ * backend are not ordered against each other, as for any shared disk.
  */
 #include <linux/bio.h>
 #include <linux/bvec.h>
@@ -52,6 +60,8 @@
 #include <linux/virtio_blk.h>
 
 #include "blk.h"
+
+static struct workqueue_struct *vhost_blk_rmw_wq;
 
 #define VHOST_BLK_RMW_START(req)	((req)->rmw.start)
 #define VHOST_BLK_RMW_LAST(req)		((req)->rmw.last)
@@ -96,8 +106,8 @@ static bool vhost_blk_rmw_try_direct(struct vhost_blk_req *req)
 }
 
 /*
- * A direct write ended (from end_io: any context), or was put back for
- * budget before it was submitted.
+ * A direct write ended (from end_io: any context), or never reached the
+ * backend (vhost_blk_req_release()).  Wakes rmw_work if it waits for it.
  */
 void vhost_blk_rmw_unregister(struct vhost_blk_req *req)
 {
@@ -110,9 +120,23 @@ void vhost_blk_rmw_unregister(struct vhost_blk_req *req)
 	req->rmw_direct = false;
 	cur = blk->rmw_cur;
 	if (cur && req->rmw.start <= cur->rmw.last &&
-	    cur->rmw.start <= req->rmw.last && !--blk->rmw_waiting)
+	    cur->rmw.start <= req->rmw.last)
 		wake_up(&blk->rmw_wq);
 	spin_unlock_irqrestore(&blk->rmw_lock, flags);
+}
+
+/* Does a direct write overlap the request rmw_work runs? */
+static bool vhost_blk_rmw_overlapped(struct vhost_blk *blk,
+				     struct vhost_blk_req *req)
+{
+	unsigned long flags;
+	bool ret;
+
+	spin_lock_irqsave(&blk->rmw_lock, flags);
+	ret = vhost_blk_rmw_tree_iter_first(&blk->rmw_direct, req->rmw.start,
+					    req->rmw.last);
+	spin_unlock_irqrestore(&blk->rmw_lock, flags);
+	return ret;
 }
 
 /*
@@ -148,9 +172,10 @@ static void vhost_blk_rmw_enqueue(struct vhost_blk_req *req,
 	atomic_inc(&req->bvq->ending);
 	spin_lock_irqsave(&blk->rmw_lock, flags);
 	list_add_tail(&req->rmw_entry, &blk->rmw_queue);
-	vhost_blk_rmw_tree_insert(req, &blk->rmw_queued);
+	if (req->stat_type != VHOST_BLK_STAT_IN)
+		vhost_blk_rmw_tree_insert(req, &blk->rmw_queued);
 	spin_unlock_irqrestore(&blk->rmw_lock, flags);
-	vhost_blk_dev_queue_work(&blk->rmw_work);
+	queue_work(vhost_blk_rmw_wq, &blk->rmw_work);
 }
 
 /* The guest's write into the bounce, at its offset in the span. */
@@ -186,15 +211,16 @@ void vhost_blk_rmw_queue_rw(struct vhost_blk_req *req, struct file *backend,
 	ret = vhost_blk_bounce_alloc(req, req->rmw.last + 1 - req->rmw.start);
 	if (!ret && !write)
 		ret = vhost_blk_bounce_save_iov(req, iter);
-	if (!ret && write) {
-		req->rmw_fua = vhost_blk_write_through(req->bvq);
-		if (req->rmw_fua)
-			req->bvq->stats.fua_writes++;
+	if (!ret && write)
 		ret = vhost_blk_rmw_copy_in(req, iter);
-	}
 	if (ret) {
 		vhost_blk_finish_now(req, VIRTIO_BLK_S_IOERR);
 		return;
+	}
+	if (write) {
+		req->rmw_fua = vhost_blk_write_through(req->bvq);
+		if (req->rmw_fua)
+			req->bvq->stats.fua_writes++;
 	}
 	vhost_blk_rmw_enqueue(req, backend);
 }
@@ -316,7 +342,7 @@ static int vhost_blk_rmw_io(struct vhost_blk *blk, struct file *backend,
 	if (ret < 0)
 		return ret;
 	/* Short: the file shrank under us. */
-	return ret == len ? 0 : -EIO;
+	return (size_t)ret == len ? 0 : -EIO;
 }
 
 /*
@@ -471,7 +497,8 @@ static int vhost_blk_rmw_run(struct vhost_blk *blk, struct vhost_blk_req *req,
 static void vhost_blk_rmw_work(struct work_struct *work)
 {
 	struct vhost_blk *blk = container_of(work, struct vhost_blk, rmw_work);
-	struct vhost_blk_req *req, *d;
+	bool write;
+	struct vhost_blk_req *req;
 	struct page *tmp = NULL;
 	unsigned long flags;
 	int ret;
@@ -480,29 +507,26 @@ static void vhost_blk_rmw_work(struct work_struct *work)
 		spin_lock_irqsave(&blk->rmw_lock, flags);
 		req = list_first_entry_or_null(&blk->rmw_queue,
 					       struct vhost_blk_req, rmw_entry);
-		if (req) {
-			blk->rmw_cur = req;
-			blk->rmw_waiting = 0;
-			for (d = vhost_blk_rmw_tree_iter_first(&blk->rmw_direct,
-							       req->rmw.start,
-							       req->rmw.last);
-			     d; d = vhost_blk_rmw_tree_iter_next(d, req->rmw.start,
-								 req->rmw.last))
-				blk->rmw_waiting++;
-		}
+		blk->rmw_cur = req;
 		spin_unlock_irqrestore(&blk->rmw_lock, flags);
 		if (!req)
 			break;
+		write = req->stat_type != VHOST_BLK_STAT_IN;
 
-		/* Direct writes already at the backend; no new one starts. */
-		wait_event(blk->rmw_wq, !READ_ONCE(blk->rmw_waiting));
+		/*
+		 * The direct writes it overlaps were taken before it; no new
+		 * one starts while it is queued.
+		 */
+		if (write)
+			wait_event(blk->rmw_wq, !vhost_blk_rmw_overlapped(blk, req));
 		if (!tmp)
 			tmp = alloc_page(GFP_KERNEL);
 		ret = tmp ? vhost_blk_rmw_run(blk, req, tmp) : -ENOMEM;
 
 		spin_lock_irqsave(&blk->rmw_lock, flags);
 		list_del(&req->rmw_entry);
-		vhost_blk_rmw_tree_remove(req, &blk->rmw_queued);
+		if (write)
+			vhost_blk_rmw_tree_remove(req, &blk->rmw_queued);
 		blk->rmw_cur = NULL;
 		spin_unlock_irqrestore(&blk->rmw_lock, flags);
 
@@ -538,4 +562,21 @@ void vhost_blk_rmw_dev_init(struct vhost_blk *blk)
 void vhost_blk_rmw_dev_cleanup(struct vhost_blk *blk)
 {
 	flush_work(&blk->rmw_work);
+}
+
+/*
+ * Its own workqueue: rmw_work waits for direct writes, and on a file
+ * backend those may be file.c's work items (WRITE_ZEROES); sharing one
+ * workqueue's max_active with them could leave them waiting behind us.
+ */
+int vhost_blk_rmw_init(void)
+{
+	vhost_blk_rmw_wq = alloc_workqueue("vhost-blk-rmw", WQ_UNBOUND,
+					   WQ_MAX_ACTIVE);
+	return vhost_blk_rmw_wq ? 0 : -ENOMEM;
+}
+
+void vhost_blk_rmw_exit(void)
+{
+	destroy_workqueue(vhost_blk_rmw_wq);
 }
