@@ -16,7 +16,7 @@
 # One JSON line per cell goes to /run/results/bench.jsonl; the host makes
 # the report (scripts/bench-report.py).
 #
-#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e]
+#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e | --file]
 #
 # Write cache cells (in the full matrix, or alone with --wce): durable
 # 4 KiB random writes on null_blk with a volatile cache (memory_backed=1,
@@ -38,6 +38,16 @@
 #   kernel-512n-512    the same 512-byte I/O on a 512-byte-block disk
 #                      (nullbench): what the emulation costs over native
 #
+# File backend cells (in the full matrix, or alone with --file): one raw
+# image of 128 MiB, written in full first, on ext4 ($VBLK_EXT4_DIR: a loop
+# device over tmpfs in the VM), 1 queue, randread and randwrite at depth 1
+# and 32, served four ways:
+#   raw-file     io_uring + O_DIRECT on the image file (the limit)
+#   kernel-file  /dev/vhost-blk with the image file as its backend (file.c)
+#   kernel-loop  /dev/vhost-blk on a loop device over the image
+#                (losetup --direct-io=on): what an admin had to do before
+#   raw-loop     io_uring + O_DIRECT on that loop device
+#
 # --quick: one backend (null_blk), depth 1 and 32, randread only: a smoke
 # run of every target.
 set -u
@@ -45,7 +55,7 @@ seconds=${BENCH_SECONDS:-1}
 runs=${BENCH_RUNS:-3}
 warmup=${BENCH_WARMUP:-1}
 poll=${BENCH_POLL_US:-200}
-quick=0 wce_only=0 e512_only=0
+quick=0 wce_only=0 e512_only=0 file_only=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) seconds=$2; shift 2 ;;
@@ -54,7 +64,8 @@ while [ $# -gt 0 ]; do
 	--quick) quick=1; shift ;;
 	--wce) wce_only=1; shift ;;
 	--512e) e512_only=1; shift ;;
-	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e]" >&2; exit 2 ;;
+	--file) file_only=1; shift ;;
+	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e | --file]" >&2; exit 2 ;;
 	esac
 done
 
@@ -197,7 +208,41 @@ e512_cells() {
 	done
 }
 
+# The file backend cells (see the top).
+file_cells() {
+	if [ -z "${VBLK_EXT4_DIR:-}" ]; then
+		note "no ext4 in the VM (VBLK_EXT4_DIR): file cells skipped"
+		return
+	fi
+	img=$VBLK_EXT4_DIR/bench.img
+	rm -f $img
+	# Written, not fallocated: ext4 answers reads of unwritten extents
+	# with zeroes without any I/O.  util-linux losetup, not busybox's.
+	if ! dd if=/dev/zero of=$img bs=1M count=128 oflag=direct 2>/dev/null ||
+	   ! lo=$(/usr/sbin/losetup --direct-io=on -f --show $img); then
+		echo "# cannot set up $img and its loop device"
+		failed=$((failed + 1))
+		rm -f $img
+		return
+	fi
+	note "backend ext4img ($img, 128 MiB on ext4; loop $lo, direct-io $(cat /sys/block/${lo#/dev/}/loop/dio))"
+	for rw in randread randwrite; do
+		for d in 1 32; do
+			cell raw-file ext4img $rw $d 1 - --target raw --backend $img
+			cell kernel-file ext4img $rw $d 1 1 --target kernel --workers 1 --backend $img
+			cell kernel-loop ext4img $rw $d 1 1 --target kernel --workers 1 --backend $lo
+			cell raw-loop ext4img $rw $d 1 - --target raw --backend $lo
+		done
+	done
+	/usr/sbin/losetup -d $lo
+	rm -f $img
+}
+
 echo "TAP version 13"
+if [ $file_only = 1 ]; then
+	backends=
+	file_cells
+fi
 if [ $wce_only = 1 ]; then
 	backends=
 	wce_cells
@@ -250,9 +295,10 @@ for b in $backends; do
 		stop_daemon
 	done
 done
-if [ $wce_only = 0 ] && [ $e512_only = 0 ] && [ $quick = 0 ]; then
+if [ $wce_only = 0 ] && [ $e512_only = 0 ] && [ $file_only = 0 ] && [ $quick = 0 ]; then
 	wce_cells
 	e512_cells
+	file_cells
 fi
 echo "1..$cells"
 note "done: $cells cells, $failed failed"

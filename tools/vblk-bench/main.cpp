@@ -28,6 +28,7 @@
 #include <linux/virtio_blk.h>
 #include <map>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 namespace {
 
@@ -74,10 +75,22 @@ double median(std::vector<double> v)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+bool regular_file(const std::string &path)
+{
+	struct stat st;
+	return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// A block device's size, or a raw image file's.
 uint64_t device_bytes(const std::string &path)
 {
 	vblk::UniqueFd fd = vblk::UniqueFd::open(path, O_RDONLY);
 	uint64_t bytes = 0;
+	if (regular_file(path)) {
+		struct stat st;
+		vblk::check(::fstat(fd.get(), &st), "fstat " + path);
+		return static_cast<uint64_t>(st.st_size);
+	}
 	vblk::check(::ioctl(fd.get(), BLKGETSIZE64, &bytes), "BLKGETSIZE64 " + path);
 	return bytes;
 }
@@ -106,7 +119,9 @@ public:
 						 o.queues * o.depth * (o.bs + 4096) * 2 + (16 << 20));
 		if (o.target == "kernel") {
 			d.device_path = o.device;
-			backend_ = vblk::UniqueFd::open(o.backend, O_RDWR);
+			// A raw image file is attached opened with O_DIRECT.
+			backend_ = vblk::UniqueFd::open(
+				o.backend, O_RDWR | (regular_file(o.backend) ? O_DIRECT : 0));
 			bytes_ = device_bytes(o.backend);
 			drv_ = std::make_unique<vblk::BlkDriver>(d);
 			ring_workers_ = drv_->spread_workers(o.workers);
@@ -310,7 +325,8 @@ int main(int argc, char **argv)
 	app.add_option("--target", o.target, "what serves the I/O")
 		->check(CLI::IsMember({ "kernel", "vhost-user", "raw" }))
 		->capture_default_str();
-	app.add_option("--backend", o.backend, "block device (kernel, raw)")->check(CLI::ExistingFile);
+	app.add_option("--backend", o.backend, "block device or raw image file (kernel, raw)")
+		->check(CLI::ExistingFile);
 	app.add_option("--socket", o.socket, "vhost-user-blk socket (vhost-user)");
 	app.add_option("--serving-pid", o.serving_pid,
 		       "process serving the socket, for its CPU time (vhost-user)");
