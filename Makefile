@@ -94,7 +94,11 @@ e2e: all
 # on -device vhost-blk-pci (QEMU owns /dev/vhost-blk, no daemon) on null_blk:
 # data checks, a guest reboot, worker re-mapping through QMP, stop/cont and
 # live migration (two nested TCG boots: ~20 minutes on a loaded 2-core host).
+# The VM's CPU lacks BMI1/2, MOVBE, ABM and ADX, which the nested QEMU's TCG
+# would use: with them the nested guest died of corrupted registers in 2 of
+# 2 fresh runs, without them it passed 23/23 (one run, 2026-11-28; issue 11).
 e2e-pci: all qemu
+	VM_CPU=max,-bmi1,-bmi2,-movbe,-abm,-adx \
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 2400 \
 		script tests/e2e/vhost_blk_pci.sh
 
