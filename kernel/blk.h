@@ -127,10 +127,11 @@ struct vhost_blk_vq {
 	atomic_t ending;
 	wait_queue_head_t idle;		/* woken when ending reaches 0 */
 	/*
-	 * The worker is busy polling this ring and completes its requests
-	 * itself: end_io need not queue done_work.  Written under vq->mutex.
+	 * The worker is in this ring's kick handler (busy polling included)
+	 * and reports every request that ends before it leaves: end_io need
+	 * not queue done_work.  Written under vq->mutex.
 	 */
-	bool polling;
+	bool reporting;
 
 	/* The rest is protected by vq->mutex. */
 	struct vhost_blk_req *reqs;	/* nr_reqs slots, indexed by head */
@@ -297,5 +298,7 @@ void vhost_blk_finish_now(struct vhost_blk_req *req, u8 status);
 
 /* workers.c */
 long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp);
+long vhost_blk_get_worker_tid(struct vhost_blk *blk,
+			      struct vhost_blk_worker_tid __user *argp);
 
 #endif /* _VHOST_BLK_INTERNAL_H */

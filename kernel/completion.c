@@ -39,11 +39,13 @@ void vhost_blk_req_put(struct vhost_blk_req *req)
 	rcu_read_lock();
 	llist_add(&req->node, &bvq->done);
 	/*
-	 * A busy-polling worker reports the request itself; llist_add() is a
-	 * full barrier, paired with the one in vhost_blk_busy_poll(), so
-	 * either this sees polling cleared or the poller sees the request.
+	 * A worker in the ring's kick handler reports the request itself
+	 * (bios that end while it submits, on brd, null_blk or a polled
+	 * queue, cost no second wake-up).  llist_add() is a full barrier,
+	 * paired with the one in vhost_blk_handle_kick(), so either this
+	 * sees reporting cleared or the handler sees the request.
 	 */
-	if (!READ_ONCE(bvq->polling))
+	if (!READ_ONCE(bvq->reporting))
 		vhost_vq_work_queue(&bvq->vq, &bvq->done_work);
 	/*
 	 * Only a drain waits on idle.  atomic_dec_and_test() is a full

@@ -634,6 +634,11 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		ret = vhost_blk_set_nworkers(blk, argp);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
+	case VHOST_BLK_GET_WORKER_TID:
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_blk_get_worker_tid(blk, argp);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
 	case VHOST_NEW_WORKER:
 	case VHOST_FREE_WORKER:
 	case VHOST_ATTACH_VRING_WORKER:

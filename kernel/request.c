@@ -505,11 +505,12 @@ static unsigned long vhost_blk_busy_clock(void)
  * wake-up of the worker: one wake-up per request instead of three.  The
  * timeout counts from the start of the kick handler's run, so a guest
  * cannot extend one run by feeding a request just before it expires.  While
- * it polls, end_io leaves done_work alone (bvq->polling), so work queued on
- * the worker means another ring needs it: polling stops then, as in
- * vhost-net, and the ring gets notifications again.
- * Called with vq->mutex held and no plug (bios must be on their way).
- * Returns true when the guest made new requests available.
+ * the kick handler runs, end_io leaves done_work alone (bvq->reporting), so
+ * work queued on the worker means another ring needs it: polling stops
+ * then, as in vhost-net, and the ring gets notifications again.
+ * Called from the kick handler with vq->mutex held and no plug (bios must
+ * be on their way).  Returns true when the guest made new requests
+ * available.
  */
 static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
 				unsigned long endtime)
@@ -518,9 +519,6 @@ static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
 	struct vhost_dev *dev = &bvq->blk->dev;
 	bool avail = false;
 
-	WRITE_ONCE(bvq->polling, true);
-	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
-	smp_mb();
 	while (!need_resched() && !signal_pending(current) &&
 	       !vhost_vq_has_work(vq) &&
 	       !time_after(vhost_blk_busy_clock(), endtime)) {
@@ -535,12 +533,6 @@ static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
 		}
 		cpu_relax();
 	}
-	WRITE_ONCE(bvq->polling, false);
-	/*
-	 * A request that ended while end_io still saw polling set is on the
-	 * done list: the caller's final vhost_blk_complete() reports it.
-	 */
-	smp_mb();
 	return avail;
 }
 
@@ -573,6 +565,14 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	if (unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)))
 		log = bvq->log;
 
+	/*
+	 * From here on the handler reports what ends, at every
+	 * VHOST_BLK_REPORT_EVERY, while it polls and when it leaves: end_io
+	 * need not queue done_work, which could only run after this anyway.
+	 */
+	WRITE_ONCE(bvq->reporting, true);
+	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
+	smp_mb();
 	vhost_disable_notify(dev, vq);
 	blk_start_plug(&plug);
 	do {
@@ -650,7 +650,14 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 					      min_t(u64, bytes, INT_MAX))));
 	blk_finish_plug(&plug);
 
-	/* Report what failed validation or already finished, in one batch. */
+	/*
+	 * A request that ended while end_io still saw reporting set is on
+	 * the done list: report it, what failed validation and what already
+	 * finished, in one batch.
+	 */
+	WRITE_ONCE(bvq->reporting, false);
+	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
+	smp_mb();
 	vhost_blk_complete(bvq, true);
 out_unlock:
 	vhost_blk_note_hold(bvq, start);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhost-blk: VHOST_SET_NWORKERS, the worker ioctl of the published
- * vhost-blk series, kept so VMMs built for that series run unchanged.
+ * vhost-blk workers: VHOST_SET_NWORKERS, the worker ioctl of the published
+ * vhost-blk series, kept so VMMs built for that series run unchanged, and
+ * VHOST_BLK_GET_WORKER_TID, which names a worker's thread for placement.
  *
  * Copyright (C) 2026 The vhost-blk authors.
  *
@@ -10,8 +11,10 @@
  * file only translates the legacy "N workers, rings round-robin" request
  * into them.
  */
+#include <linux/completion.h>
 #include <linux/mman.h>
 #include <linux/mm.h>
+#include <linux/pid.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/xarray.h>
@@ -122,4 +125,68 @@ out_unmap:
 out_free:
 	kfree(ids);
 	return ret;
+}
+
+/* Runs on the worker: names its thread. */
+struct vhost_blk_tid_probe {
+	struct vhost_work work;
+	struct completion done;
+	struct pid *pid;
+};
+
+static void vhost_blk_tid_probe_fn(struct vhost_work *work)
+{
+	struct vhost_blk_tid_probe *probe =
+		container_of(work, struct vhost_blk_tid_probe, work);
+
+	probe->pid = get_task_pid(current, PIDTYPE_PID);
+	complete(&probe->done);
+}
+
+/*
+ * VHOST_BLK_GET_WORKER_TID.  The vhost core keeps a worker's task to
+ * itself, so the question is queued on a ring the worker serves and
+ * answered by the worker's own thread.  The caller waits for it as
+ * vhost_dev_flush() does, uninterruptibly: the work is on this stack.
+ * What the worker runs meanwhile is bounded by the rings' weights; a
+ * worker killed with its owner runs what was queued before it exits, and
+ * one already gone takes nothing (tid 0).  Caller holds dev.mutex, so no
+ * ring changes worker meanwhile.
+ */
+long vhost_blk_get_worker_tid(struct vhost_blk *blk,
+			      struct vhost_blk_worker_tid __user *argp)
+{
+	struct vhost_blk_tid_probe probe = { .pid = NULL };
+	struct vhost_virtqueue *vq = NULL;
+	struct vhost_blk_worker_tid arg;
+	struct vhost_worker *worker;
+	unsigned int i;
+	long ret;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		return ret;
+	worker = xa_load(&blk->dev.worker_xa, arg.worker_id);
+	if (!worker)
+		return -ENOENT;
+
+	for (i = 0; i < blk->nvqs && !vq; i++)
+		if (rcu_access_pointer(blk->vqs[i].vq.worker) == worker)
+			vq = &blk->vqs[i].vq;
+
+	arg.tid = 0;
+	if (vq) {
+		vhost_work_init(&probe.work, vhost_blk_tid_probe_fn);
+		init_completion(&probe.done);
+		if (vhost_vq_work_queue(vq, &probe.work)) {
+			wait_for_completion(&probe.done);
+			arg.tid = pid_vnr(probe.pid);
+			put_pid(probe.pid);
+		}
+	}
+	if (copy_to_user(argp, &arg, sizeof(arg)))
+		return -EFAULT;
+	return 0;
 }

@@ -4,8 +4,11 @@
 // threads' lifetime.
 #include "common.hpp"
 
+#include <vblk/cpu_list.hpp>
+
 #include <dirent.h>
 #include <fstream>
+#include <sstream>
 #include <thread>
 #include <unistd.h>
 
@@ -300,4 +303,90 @@ TEST(detach_and_close_while_busy_polling)
 	// The worker is now polling for up to 20 ms with the ring mutex held.
 	d->detach();
 	ASSERT_EQ(d->get_vring_base(0), 1u);
+}
+
+namespace {
+
+// Field 39 of /proc/self/task/TID/stat: the CPU the thread last ran on.
+int last_cpu(pid_t tid)
+{
+	std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+	std::string s;
+	std::getline(f, s);
+	// comm may hold spaces: count fields after its closing parenthesis.
+	std::istringstream rest(s.substr(s.rfind(')') + 2));
+	std::string field;
+	for (int i = 3; i <= 39 && rest >> field; i++)
+		if (i == 39)
+			return std::stoi(field);
+	return -1;
+}
+
+std::string task_comm(pid_t tid)
+{
+	std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/comm");
+	std::string s;
+	std::getline(f, s);
+	return s;
+}
+
+} // namespace
+
+// VHOST_BLK_GET_WORKER_TID names each worker's thread (a vhost task of this
+// process), 0 for a worker without rings; the thread can be placed with
+// sched_setaffinity() and then serves its ring from that CPU, every byte
+// verified.
+TEST(worker_tid_names_the_thread_and_placement_takes_effect)
+{
+	auto b = Backend::open(env_nullb);
+	auto d = attached_driver(b, 2);
+	auto &dev = d->device();
+	const std::string comm = "vhost-" + std::to_string(::getpid());
+	unsigned w0 = dev.get_vring_worker(0);
+	pid_t t0 = dev.worker_tid(w0);
+	ASSERT_TRUE(t0 > 0);
+	ASSERT_EQ(task_comm(t0), comm);
+
+	unsigned w1 = dev.new_worker();
+	ASSERT_EQ(dev.worker_tid(w1), 0);
+	dev.attach_vring_worker(1, w1);
+	pid_t t1 = dev.worker_tid(w1);
+	ASSERT_TRUE(t1 > 0 && t1 != t0);
+	ASSERT_EQ(task_comm(t1), comm);
+	ASSERT_ERRNO(dev.worker_tid(w1 + 100), ENOENT);
+	vhost_blk_worker_tid arg = { .worker_id = w1, .tid = 0 };
+	ASSERT_EQ(dev.try_ioctl(VHOST_BLK_GET_WORKER_TID, nullptr), -EFAULT);
+	int rc = in_child([&] {
+		vhost_blk_worker_tid a = { .worker_id = w1, .tid = 0 };
+		return d->device().try_ioctl(VHOST_BLK_GET_WORKER_TID, &a) == -EPERM ? 0 : 1;
+	});
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(dev.try_ioctl(VHOST_BLK_GET_WORKER_TID, &arg), 0);
+	ASSERT_EQ(arg.tid, t1);
+
+	// Each worker on a CPU of its own, then I/O on both rings.
+	const long ncpu = ::sysconf(_SC_NPROCESSORS_ONLN);
+	for (unsigned round = 0; round < 2; round++) {
+		int c0 = static_cast<int>(round % ncpu), c1 = static_cast<int>((round + 1) % ncpu);
+		vblk::set_thread_cpus(t0, { static_cast<unsigned>(c0) });
+		vblk::set_thread_cpus(t1, { static_cast<unsigned>(c1) });
+		for (unsigned q = 0; q < 2; q++) {
+			uint64_t s = 420000 + (round * 2 + q) * 64;
+			auto data = pattern(16384, s, ktap::seed() + q);
+			ASSERT_EQ(d->write(q, s, data), VIRTIO_BLK_S_OK);
+			std::vector<uint8_t> back(data.size());
+			ASSERT_EQ(d->read(q, s, back), VIRTIO_BLK_S_OK);
+			ASSERT_BYTES_EQ(back, data);
+		}
+		ASSERT_EQ(last_cpu(t0), c0);
+		ASSERT_EQ(last_cpu(t1), c1);
+		ASSERT_EQ(vblk::thread_cpus(t1), vblk::CpuSet{ static_cast<unsigned>(c1) });
+	}
+
+	// Back to the default worker: w1 serves no ring, then is gone.
+	dev.attach_vring_worker(1, w0);
+	ASSERT_EQ(dev.worker_tid(w1), 0);
+	dev.free_worker(w1);
+	ASSERT_ERRNO(dev.worker_tid(w1), ENOENT);
+	ASSERT_EQ(dev.worker_tid(w0), t0);
 }

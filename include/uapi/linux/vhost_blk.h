@@ -263,4 +263,30 @@ struct vhost_blk_vring_stats {
 #define VHOST_BLK_SET_BLOCK_SIZE _IOW(VHOST_VIRTIO, 0xFB, __u32)
 #define VHOST_BLK_GET_BLOCK_SIZE _IOR(VHOST_VIRTIO, 0xFB, __u32)
 
+/*
+ * VHOST_BLK_GET_WORKER_TID: the thread of a vhost worker, for placing it
+ * (sched_setaffinity(2), a cpuset, a scheduling policy) from userspace,
+ * where the admin's cgroup and permission checks apply.  The vhost core's
+ * workers are threads of the owner named "vhost-<owner pid>"; this names
+ * which thread serves which worker id.
+ *
+ *   worker_id	in: a worker of this device (VHOST_NEW_WORKER, or the one
+ *		VHOST_GET_VRING_WORKER returns for a ring).
+ *   tid	out: the worker's thread id in the caller's pid namespace;
+ *		0 if the worker serves no ring (its thread runs nothing, and
+ *		is named once a ring is attached to it) or is not visible in
+ *		the caller's namespace.
+ *
+ * The thread is asked on the worker itself: the call waits until the
+ * worker has run the work queued before it, as a flush does.  Errors:
+ * ENOENT for an unknown worker id, EPERM for a caller that is not the owner.
+ */
+struct vhost_blk_worker_tid {
+	__u32 worker_id;
+	__s32 tid;
+};
+
+#define VHOST_BLK_GET_WORKER_TID \
+	_IOWR(VHOST_VIRTIO, 0xFA, struct vhost_blk_worker_tid)
+
 #endif /* _UAPI_LINUX_VHOST_BLK_H */
