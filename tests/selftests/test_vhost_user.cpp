@@ -6,10 +6,14 @@
 // flight lose no acknowledged write while serve keeps serving.
 #include "common.hpp"
 
+#include <vblk/cpu_list.hpp>
+
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <endian.h>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
@@ -81,6 +85,38 @@ public:
 	}
 
 	const std::string &socket() const { return sock_; }
+	pid_t pid() const { return pid_; }
+	// `vhost-blkctl ARGS...` against this serve's run directory: the exit
+	// status and what it printed on stdout.
+	std::pair<int, std::string> ctl(std::vector<std::string> args) const
+	{
+		int out[2];
+		if (::pipe2(out, O_CLOEXEC) != 0)
+			throw vblk::SysError(errno, "pipe2");
+		pid_t c = ::fork();
+		if (c < 0)
+			throw vblk::SysError(errno, "fork");
+		if (c == 0) {
+			::setenv("VHOST_BLKCTL_RUN_DIR", (dir_ + "/run").c_str(), 1);
+			::dup2(out[1], 1);
+			args.insert(args.begin(), "vhost-blkctl");
+			std::vector<char *> argv;
+			for (auto &a : args)
+				argv.push_back(a.data());
+			argv.push_back(nullptr);
+			::execv(bin_.c_str(), argv.data());
+			::_exit(127);
+		}
+		::close(out[1]);
+		std::string text;
+		char buf[4096];
+		for (ssize_t n; (n = ::read(out[0], buf, sizeof(buf))) > 0;)
+			text.append(buf, static_cast<size_t>(n));
+		::close(out[0]);
+		int status = 0;
+		::waitpid(c, &status, 0);
+		return { WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text };
+	}
 	bool alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
 	// SIGTERM; the exit status (-1: did not exit within 10 s).
 	int stop()
@@ -230,6 +266,79 @@ TEST_TIMEOUT(vhost_user_frontends_vanishing_mid_io_lose_no_acknowledged_write, 2
 		ASSERT_EQ(d->read(sector % 2, sector, back), VIRTIO_BLK_S_OK);
 		ASSERT_BYTES_EQ(back, pattern(4096, sector, seed));
 	}
+	d.reset();
+	ASSERT_EQ(s.stop(), 0);
+}
+
+// serve --worker-cpus puts every worker's thread on those CPUs; `workers
+// NAME --cpus LIST --worker W` moves one live; status shows each worker's
+// thread and CPUs as the kernel has them; a CPU that is not online is
+// refused and changes nothing; I/O goes on with every byte verified.
+TEST(vhost_user_serve_places_workers_on_the_cpus_asked)
+{
+	require_device();
+	auto b = Backend::open(env_nullb);
+	Serve s(b, 2, { "--worker-cpus", "0" });
+	auto d = frontend(s, 2);
+	auto io = [&](uint64_t sector) {
+		for (unsigned q = 0; q < 2; q++) {
+			auto data = pattern(8192, sector + q * 16, ktap::seed() + q);
+			if (d->write(q, sector + q * 16, data) != VIRTIO_BLK_S_OK)
+				return false;
+			if (b.read_direct((sector + q * 16) * 512, data.size()) != data)
+				return false;
+		}
+		return true;
+	};
+	ASSERT_TRUE(io(810000));
+	auto status = [&] {
+		auto [rc, out] = s.ctl({ "status", "vbt", "--json" });
+		if (rc != 0)
+			throw std::runtime_error("status exited " + std::to_string(rc));
+		return nlohmann::json::parse(out);
+	};
+	auto j = status();
+	ASSERT_EQ(j["placement"].get<std::string>(), "admin");
+	ASSERT_EQ(j["workers"].size(), 2u);
+	const std::string comm = "vhost-" + std::to_string(s.pid());
+	pid_t tid[2];
+	for (unsigned w = 0; w < 2; w++) {
+		tid[w] = j["workers"][w]["tid"].get<pid_t>();
+		std::ifstream f("/proc/" + std::to_string(tid[w]) + "/comm");
+		std::string name;
+		std::getline(f, name);
+		ASSERT_EQ(name, comm);
+		ASSERT_EQ(j["workers"][w]["cpus"].get<std::string>(), "0");
+		ASSERT_EQ(vblk::thread_cpus(tid[w]), vblk::CpuSet{ 0 });
+	}
+	ASSERT_TRUE(tid[0] != tid[1]);
+
+	const long ncpu = ::sysconf(_SC_NPROCESSORS_ONLN);
+	const std::string last = std::to_string(ncpu - 1);
+	auto [rc, out] = s.ctl({ "workers", "vbt", "--cpus", last, "--worker", "1", "--json" });
+	ASSERT_EQ(rc, 0);
+	j = nlohmann::json::parse(out);
+	ASSERT_EQ(j["status"].is_object() ? j["status"]["workers"][1]["cpus"] : j["workers"][1]["cpus"],
+		  last);
+	ASSERT_EQ(vblk::thread_cpus(tid[1]), vblk::CpuSet{ static_cast<unsigned>(ncpu - 1) });
+	ASSERT_EQ(vblk::thread_cpus(tid[0]), vblk::CpuSet{ 0 });
+	ASSERT_TRUE(io(820000));
+
+	// Not online: refused by serve (exit 5), nothing moves.
+	std::tie(rc, out) = s.ctl({ "workers", "vbt", "--cpus", std::to_string(ncpu + 7) });
+	ASSERT_EQ(rc, 5);
+	ASSERT_EQ(vblk::thread_cpus(tid[1]), vblk::CpuSet{ static_cast<unsigned>(ncpu - 1) });
+	// Not a CPU list: the command line is wrong (exit 2).
+	std::tie(rc, out) = s.ctl({ "workers", "vbt", "--cpus", "1-0" });
+	ASSERT_EQ(rc, 2);
+
+	// A new worker count keeps the placement: the one worker left is on CPU 0.
+	std::tie(rc, out) = s.ctl({ "workers", "vbt", "--count", "1" });
+	ASSERT_EQ(rc, 0);
+	j = status();
+	ASSERT_EQ(j["workers"].size(), 1u);
+	ASSERT_EQ(j["workers"][0]["cpus"].get<std::string>(), "0");
+	ASSERT_TRUE(io(830000));
 	d.reset();
 	ASSERT_EQ(s.stop(), 0);
 }

@@ -13,6 +13,7 @@
 #include "cpu.hpp"
 #include "raw_uring.hpp"
 
+#include <vblk/cpu_list.hpp>
 #include <vblk/vblk.hpp>
 
 #include <CLI/CLI.hpp>
@@ -27,6 +28,7 @@
 #include <linux/fs.h>
 #include <linux/virtio_blk.h>
 #include <map>
+#include <set>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -46,6 +48,8 @@ struct Options {
 	unsigned workers = 1;
 	unsigned poll_us = 0;
 	unsigned driver_poll_us = 0;
+	std::string cpus;		// the driver's threads (and what they create)
+	std::string worker_cpus;	// the vhost workers' threads (kernel)
 	std::string rw = "randread";
 	unsigned depth = 32;
 	uint32_t bs = 4096;
@@ -130,6 +134,15 @@ public:
 			if (o.block_size)
 				drv_->device().set_block_size(o.block_size);
 			drv_->attach(backend_.get());
+			// Attached, every worker serves a ring: its thread has a name.
+			if (!o.worker_cpus.empty()) {
+				auto cpus = vblk::parse_cpu_list(o.worker_cpus);
+				std::set<unsigned> ids(ring_workers_.begin(), ring_workers_.end());
+				if (ids.empty())
+					ids.insert(drv_->device().get_vring_worker(0));
+				for (unsigned id : ids)
+					vblk::set_thread_cpus(drv_->device().worker_tid(id), cpus);
+			}
 			if (!o.write_cache.empty())
 				drv_->device().set_write_cache(
 					o.write_cache == "writeback"
@@ -207,6 +220,11 @@ int run(const Options &o)
 	if (o.target != "kernel" && o.workers != 1)
 		throw std::invalid_argument("--workers is for --target kernel (a daemon's workers "
 					    "are its own: tag them with --tag)");
+	if (o.target != "kernel" && !o.worker_cpus.empty())
+		throw std::invalid_argument("--worker-cpus is for --target kernel");
+	// Before any thread or worker exists: they inherit it.
+	if (!o.cpus.empty())
+		vblk::set_thread_cpus(0, vblk::parse_cpu_list(o.cpus));
 	std::unique_ptr<Target> t;
 	if (o.target == "raw")
 		t = std::make_unique<RawTarget>(o);
@@ -274,6 +292,8 @@ int run(const Options &o)
 		{ "workers", o.target == "kernel" ? nlohmann::json(o.workers) : nlohmann::json() },
 		{ "poll_us", o.poll_us },
 		{ "driver_poll_us", o.driver_poll_us },
+		{ "cpus", o.cpus.empty() ? nlohmann::json() : nlohmann::json(o.cpus) },
+		{ "worker_cpus", o.worker_cpus.empty() ? nlohmann::json() : nlohmann::json(o.worker_cpus) },
 		{ "seconds", o.seconds },
 		{ "tags", o.tags },
 		{ "setup", t->describe() },
@@ -344,6 +364,22 @@ int main(int argc, char **argv)
 		       "driver spins on the used ring this long before sleeping (a guest's "
 		       "virtio-blk poll queues; kernel, vhost-user)")
 		->check(CLI::Range(0u, 100000u));
+	auto cpu_list = [](const std::string &v) {
+		try {
+			vblk::parse_cpu_list(v);
+			return std::string();
+		} catch (const std::invalid_argument &e) {
+			return std::string(e.what());
+		}
+	};
+	app.add_option("--cpus", o.cpus,
+		       "CPU list the driver's threads run on (and the vhost workers, which "
+		       "inherit it, unless --worker-cpus)")
+		->check(cpu_list);
+	app.add_option("--worker-cpus", o.worker_cpus,
+		       "CPU list for every vhost worker's thread, named by "
+		       "VHOST_BLK_GET_WORKER_TID (kernel)")
+		->check(cpu_list);
 	app.add_option("--rw", o.rw, "workload")
 		->check(CLI::IsMember({ "randread", "randwrite" }))
 		->capture_default_str();

@@ -213,6 +213,13 @@ unsigned VhostBlkDevice::get_vring_worker(unsigned index)
 	return w.worker_id;
 }
 
+pid_t VhostBlkDevice::worker_tid(unsigned worker_id)
+{
+	vhost_blk_worker_tid t = { .worker_id = worker_id, .tid = 0 };
+	ioctl_or_throw(VHOST_BLK_GET_WORKER_TID, &t, "VHOST_BLK_GET_WORKER_TID");
+	return t.tid;
+}
+
 unsigned long VhostBlkDevice::new_worker_request() noexcept { return VHOST_NEW_WORKER; }
 unsigned long VhostBlkDevice::free_worker_request() noexcept { return VHOST_FREE_WORKER; }
 unsigned long VhostBlkDevice::attach_vring_worker_request() noexcept

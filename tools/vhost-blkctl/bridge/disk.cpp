@@ -2,6 +2,7 @@
 #include "bridge/disk.hpp"
 #include "bridge/restart.hpp"
 
+#include <vblk/cpu_list.hpp>
 #include <vblk/error.hpp>
 
 #include <unistd.h>
@@ -139,12 +140,23 @@ control::DiskStatus Disk::status()
 		}
 	}
 	s.policy = plan_.policy;
+	s.placement = plan_.placement.source;
 	const auto &ids = session_ ? session_->workers().kernel_ids() : std::vector<unsigned>{};
 	for (unsigned w = 0; w < plan_.workers; w++) {
 		control::WorkerStatus ws;
 		ws.index = w;
-		if (w < ids.size() && s.connected)
+		if (w < ids.size() && s.connected) {
 			ws.kernel_id = ids[w];
+			// The thread may have ended with its device (ESRCH):
+			// then it has no CPUs to show.
+			if (pid_t t = session_->workers().tid(w); t > 0) {
+				ws.tid = t;
+				try {
+					ws.cpus = vblk::format_cpu_list(vblk::thread_cpus(t));
+				} catch (const vblk::SysError &) {
+				}
+			}
+		}
 		for (unsigned vq = 0; vq < plan_.queues(); vq++)
 			if (plan_.map[vq] == w)
 				ws.vqs.push_back(vq);
@@ -215,7 +227,9 @@ void Disk::replace_plan(WorkerPlan plan)
 void Disk::set_workers(unsigned count)
 {
 	try {
-		replace_plan(WorkerPlan::round_robin(opts_.params.queues, count));
+		WorkerPlan p = WorkerPlan::round_robin(opts_.params.queues, count);
+		p.placement = plan_.placement;
+		replace_plan(std::move(p));
 	} catch (const std::invalid_argument &e) {
 		throw control::RequestError("invalid-argument", e.what());
 	}
@@ -235,10 +249,33 @@ void Disk::assign(unsigned vq, unsigned worker)
 void Disk::set_policy(const std::string &policy)
 {
 	try {
-		replace_plan(WorkerPlan::from_policy(policy, opts_.params.queues));
+		WorkerPlan p = WorkerPlan::from_policy(policy, opts_.params.queues);
+		p.placement = plan_.placement;
+		replace_plan(std::move(p));
 	} catch (const std::invalid_argument &e) {
 		throw control::RequestError("invalid-argument", e.what());
 	}
+}
+
+void Disk::set_cpus(std::optional<unsigned> worker, const std::string &cpus)
+{
+	WorkerPlan p = plan_;
+	try {
+		vblk::CpuSet set = vblk::parse_cpu_list(cpus);
+		check_cpus_online(set);
+		if (worker && *worker >= p.workers)
+			throw std::invalid_argument("worker " + std::to_string(*worker) +
+						    " out of range (0-" +
+						    std::to_string(p.workers - 1) + ")");
+		if (worker)
+			p.placement.worker[*worker] = set;
+		else
+			p.placement.all = set, p.placement.worker.clear();
+		p.placement.source = "admin";
+	} catch (const std::invalid_argument &e) {
+		throw control::RequestError("invalid-argument", e.what());
+	}
+	replace_plan(std::move(p));
 }
 
 } // namespace bridge

@@ -45,6 +45,7 @@ public:
 	void set_workers(unsigned count) override;
 	void assign(unsigned vq, unsigned worker) override;
 	void set_policy(const std::string &policy) override;
+	void set_cpus(std::optional<unsigned> worker, const std::string &cpus) override;
 
 private:
 	void handle_one();

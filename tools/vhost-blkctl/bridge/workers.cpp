@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "bridge/workers.hpp"
 
+#include <vblk/error.hpp>
+
+#include <cerrno>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -83,6 +87,27 @@ void WorkerPlan::assign_list(const std::string &list)
 	}
 }
 
+std::optional<vblk::CpuSet> Placement::cpus_of(unsigned w) const
+{
+	auto it = worker.find(w);
+	if (it != worker.end())
+		return it->second;
+	return all;
+}
+
+void check_cpus_online(const vblk::CpuSet &cpus)
+{
+	std::ifstream f("/sys/devices/system/cpu/online");
+	std::string line;
+	if (!std::getline(f, line))
+		return;	// no sysfs: the kernel judges
+	vblk::CpuSet online = vblk::parse_cpu_list(line);
+	for (unsigned c : cpus)
+		if (!online.count(c))
+			throw std::invalid_argument("CPU " + std::to_string(c) +
+						    " is not online (online: " + line + ")");
+}
+
 void WorkerSet::adopt_default(device::Device &dev)
 {
 	ids_.assign(1, dev.get_vring_worker(0));
@@ -100,6 +125,21 @@ void WorkerSet::apply(device::Device &dev, const WorkerPlan &plan)
 	while (ids_.size() > plan.workers) {
 		dev.free_worker(ids_.back());
 		ids_.pop_back();
+	}
+	// A worker without rings has no thread to name yet: it is placed by
+	// the apply() that gives it one.
+	tids_.assign(ids_.size(), 0);
+	for (unsigned w = 0; w < ids_.size(); w++) {
+		auto cpus = plan.placement.cpus_of(w);
+		try {
+			tids_[w] = dev.worker_tid(ids_[w]);
+		} catch (const vblk::SysError &e) {
+			// A module older than the ioctl: only placement needs it.
+			if (e.code() != ENOTTY || cpus)
+				throw;
+		}
+		if (cpus && tids_[w] > 0)
+			vblk::set_thread_cpus(tids_[w], *cpus);
 	}
 }
 

@@ -53,6 +53,7 @@ struct ServeOptions {
 	unsigned workers = 0;	// 0: one worker (policy single)
 	bool worker_per_vq = false;
 	std::string map;	// VQ:WORKER,...
+	std::string worker_cpus;	// a CPU list; "": the backend's NUMA node's, if any
 	bool read_only = false;
 	unsigned poll_us = 0;
 	uint32_t block_size = 0;	// the guest's logical block; 0: the backend's
@@ -82,6 +83,8 @@ struct StatusOptions : DiskRef {
 
 struct WorkersOptions : DiskRef {
 	unsigned count = 0;
+	std::string cpus;	// a CPU list; "" keeps the placement
+	int worker = -1;	// with cpus: that worker only
 	bool json = false;
 };
 

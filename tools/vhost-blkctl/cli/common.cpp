@@ -186,12 +186,15 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 		   << (s.features & (1ull << VIRTIO_BLK_F_CONFIG_WCE) ? " (guest-controlled)" : "")
 		   << "\n";
 	os << "  queues    " << s.queues << "\n"
-	   << "  workers   " << s.workers.size() << " (" << s.policy << ")\n\n";
+	   << "  workers   " << s.workers.size() << " (" << s.policy << ", placement "
+	   << s.placement << ")\n\n";
 	os << std::left << "  " << std::setw(8) << "WORKER" << std::setw(11) << "KERNEL-ID"
-	   << "VQS\n";
+	   << std::setw(9) << "TID" << std::setw(12) << "CPUS" << "VQS\n";
 	for (const auto &w : s.workers) {
 		os << "  " << std::setw(8) << w.index << std::setw(11)
-		   << (w.kernel_id ? std::to_string(*w.kernel_id) : std::string("-"));
+		   << (w.kernel_id ? std::to_string(*w.kernel_id) : std::string("-")) << std::setw(9)
+		   << (w.tid ? std::to_string(*w.tid) : std::string("-")) << std::setw(12)
+		   << w.cpus.value_or("-");
 		for (size_t i = 0; i < w.vqs.size(); i++)
 			os << (i ? "," : "") << w.vqs[i];
 		os << "\n";

@@ -12,6 +12,7 @@
 #include "device/kernel_device.hpp"
 #include "device/module_info.hpp"
 
+#include <vblk/cpu_list.hpp>
 #include <vblk/error.hpp>
 
 #include <algorithm>
@@ -72,6 +73,17 @@ void setup_serve(CLI::App &app, Options &o)
 	auto *pv = sub->add_flag("--worker-per-vq", s.worker_per_vq, "One worker per virtqueue");
 	w->excludes(pv);
 	sub->add_option("--map", s.map, "Explicit assignments VQ:WORKER,... (after the policy)");
+	sub->add_option("--worker-cpus", s.worker_cpus,
+			"CPUs the workers' threads may run on, a CPU list (0-3,8); default: "
+			"the CPUs of the backend's NUMA node on a NUMA machine, else serve's own")
+		->check([](const std::string &v) {
+			try {
+				vblk::parse_cpu_list(v);
+				return std::string();
+			} catch (const std::invalid_argument &e) {
+				return std::string(e.what());
+			}
+		});
 	sub->add_flag("--read-only", s.read_only, "Offer a read-only disk");
 	sub->add_option("--block-size", s.block_size,
 			"Logical block size the guest sees (512-4096; default: the backend's). "
@@ -207,6 +219,14 @@ int run_serve(const Options &o)
 			plan = bridge::WorkerPlan::single(queues);
 		if (!s.map.empty())
 			plan.assign_list(s.map);
+		if (!s.worker_cpus.empty()) {
+			plan.placement.all = vblk::parse_cpu_list(s.worker_cpus);
+			bridge::check_cpus_online(*plan.placement.all);
+			plan.placement.source = "admin";
+		} else if (int node = -1; auto near = vblk::numa_cpus_near(s.backend, &node)) {
+			plan.placement.all = *near;
+			plan.placement.source = "numa-node:" + std::to_string(node);
+		}
 	} catch (const std::invalid_argument &e) {
 		throw CliError(exit_usage, e.what());
 	}
@@ -259,7 +279,12 @@ int run_serve(const Options &o)
 	daemon.add_source({ ctl->fd(), [&ctl] { ctl->on_readable(); } });
 	daemon.on_stopping([&log] { notify(log, "STOPPING=1\nSTATUS=draining the rings"); });
 	std::string what = "serving " + s.backend + " on " + s.socket + " (" +
-			   "up to " + std::to_string(queues) + " queue(s), " + plan.policy + ", control " +
+			   "up to " + std::to_string(queues) + " queue(s), " + plan.policy +
+			   (plan.placement.all ? ", workers on CPUs " +
+							 vblk::format_cpu_list(*plan.placement.all) +
+							 " (" + plan.placement.source + ")"
+					       : std::string()) +
+			   ", control " +
 			   ctl->path() + ")";
 	log(what);
 	notify(log, "READY=1\nSTATUS=" + what);

@@ -75,7 +75,7 @@ _vhost_blkctl()
 		return
 		;;
 	--name | --serial | --queues | --workers | --map | --count | --vq | --worker | --id | \
-		--poll-us | \
+		--poll-us | --cpus | --worker-cpus | \
 		--socket-mode)
 		return
 		;;
@@ -94,13 +94,13 @@ _vhost_blkctl()
 	case $cmd in
 	serve)
 		opts="--backend --socket --name --serial --queues --workers --worker-per-vq
-		      --map --read-only --block-size --poll-us --socket-owner --socket-group --socket-mode
+		      --map --worker-cpus --read-only --block-size --poll-us --socket-owner --socket-group --socket-mode
 		      --device --run-dir --help"
 		;;
 	list) opts="--json --run-dir --help" ;;
 	info) opts="--json --device --help" ;;
 	status) opts="--qmp --id --json --run-dir --help" ;;
-	workers) opts="--qmp --id --count --json --run-dir --help" ;;
+	workers) opts="--qmp --id --count --cpus --worker --json --run-dir --help" ;;
 	assign) opts="--qmp --id --vq --worker --policy --json --run-dir --help" ;;
 	esac
 
@@ -114,7 +114,7 @@ _vhost_blkctl()
 				have_name=1
 				((j++))
 				;;
-			--run-dir | --count | --vq | --worker | --policy) ((j++)) ;;
+			--run-dir | --count | --cpus | --vq | --worker | --policy) ((j++)) ;;
 			-*) ;;
 			*) have_name=1 ;;
 			esac

@@ -21,15 +21,15 @@ const char *const type_names[VqStatus::nr_types] = {
 const char *const disk_keys[] = {
 	"name",	     "state",	  "pid",       "backend",    "socket",	"serial",
 	"size_bytes", "block_size", "queues",    "read_only",  "poll_us",	"connected",
-	"connections", "features",  "write_cache", "policy",    "workers",    "vqs",	"vqs_source",
-	"error",
+	"connections", "features",  "write_cache", "policy",    "placement",  "workers",    "vqs",
+	"vqs_source", "error",
 };
 const char *const vq_keys[] = {
 	"index",  "worker", "worker_id", "started",   "attached", "inflight",  "requests",
 	"bytes",  "status", "bounced",   "malformed", "batches",  "stopped",   "throttled",
 	"fua_writes",
 };
-const char *const worker_keys[] = { "index", "kernel_id", "vqs" };
+const char *const worker_keys[] = { "index", "kernel_id", "vqs", "tid", "cpus" };
 
 // Reads `key` into `out` when present and not null; a wrong type throws.
 template <typename T> void get_opt(const json &j, const char *key, T &out)
@@ -163,7 +163,9 @@ void from_json(const json &j, VqStatus &v)
 
 void to_json(json &j, const WorkerStatus &w)
 {
-	j = json{ { "index", w.index }, { "kernel_id", or_null(w.kernel_id) }, { "vqs", w.vqs } };
+	j = json{ { "index", w.index },	     { "kernel_id", or_null(w.kernel_id) },
+		  { "vqs", w.vqs },	     { "tid", or_null(w.tid) },
+		  { "cpus", or_null(w.cpus) } };
 }
 
 void from_json(const json &j, WorkerStatus &w)
@@ -171,6 +173,8 @@ void from_json(const json &j, WorkerStatus &w)
 	get_opt(j, "index", w.index);
 	get_opt(j, "kernel_id", w.kernel_id);
 	get_opt(j, "vqs", w.vqs);
+	get_opt(j, "tid", w.tid);
+	get_opt(j, "cpus", w.cpus);
 }
 
 void to_json(json &j, const DiskStatus &d)
@@ -192,6 +196,7 @@ void to_json(json &j, const DiskStatus &d)
 		{ "features", features_json(d.features) },
 		{ "write_cache", or_null(d.write_cache) },
 		{ "policy", d.policy },
+		{ "placement", d.placement },
 		{ "workers", d.workers },
 		{ "vqs", d.vqs },
 		{ "vqs_source", d.vqs_source },
@@ -218,6 +223,7 @@ void from_json(const json &j, DiskStatus &d)
 		d.features = features_from(j["features"]);
 	get_opt(j, "write_cache", d.write_cache);
 	get_opt(j, "policy", d.policy);
+	get_opt(j, "placement", d.placement);
 	get_opt(j, "workers", d.workers);
 	get_opt(j, "vqs", d.vqs);
 	get_opt(j, "vqs_source", d.vqs_source);
@@ -237,7 +243,7 @@ json normalize_disk(const json &raw)
 	fill(out, {}, disk_keys);
 	if (out["workers"].is_array())
 		for (auto &w : out["workers"])
-			fill(w, { "kernel_id" }, worker_keys);
+			fill(w, { "kernel_id", "tid", "cpus" }, worker_keys);
 	if (out["vqs"].is_array())
 		for (auto &v : out["vqs"])
 			fill(v, { "worker", "worker_id" }, vq_keys);
@@ -281,7 +287,14 @@ void apply_request(Service &svc, const json &req)
 	if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
 		throw RequestError("bad-request", "a request is an object with a \"cmd\"");
 	std::string cmd = req["cmd"].get<std::string>();
-	if (cmd == "workers") {
+	if (cmd == "workers" && req.contains("cpus")) {
+		if (!req["cpus"].is_string())
+			throw RequestError("bad-request", "\"cpus\" must be a string (a CPU list)");
+		std::optional<unsigned> worker;
+		if (req.contains("worker"))
+			worker = get_uint(req, "worker");
+		svc.set_cpus(worker, req["cpus"].get<std::string>());
+	} else if (cmd == "workers") {
 		svc.set_workers(get_uint(req, "count"));
 	} else if (cmd == "assign") {
 		if (req.contains("policy")) {

@@ -36,6 +36,10 @@ struct WorkerStatus {
 	unsigned index = 0;
 	std::optional<uint64_t> kernel_id;	// none: not connected
 	std::vector<unsigned> vqs;
+	// The worker's thread and the CPUs it may run on (cpulist), as the
+	// kernel says now; none: not connected, or no ring yet.
+	std::optional<int> tid = std::nullopt;
+	std::optional<std::string> cpus = std::nullopt;
 };
 
 struct DiskStatus {
@@ -56,6 +60,8 @@ struct DiskStatus {
 	// (the guest's choice with CONFIG_WCE); none: not connected.
 	std::optional<std::string> write_cache;
 	std::string policy;
+	// Where the workers were put: "inherited", "numa-node:N" or "admin".
+	std::string placement = "inherited";
 	std::vector<WorkerStatus> workers;
 	std::vector<VqStatus> vqs;
 	// "live" (the connected frontend's rings), "last-connection" (the
@@ -85,6 +91,9 @@ public:
 	virtual void set_workers(unsigned count) = 0;
 	virtual void assign(unsigned vq, unsigned worker) = 0;
 	virtual void set_policy(const std::string &policy) = 0;
+	// Puts the workers' threads on `cpus` (a cpulist): one logical
+	// worker, or every worker without a worker of its own.
+	virtual void set_cpus(std::optional<unsigned> worker, const std::string &cpus) = 0;
 };
 
 } // namespace control

@@ -79,6 +79,9 @@ public:
 	virtual void free_worker(unsigned worker_id) = 0;
 	virtual void attach_vring_worker(unsigned index, unsigned worker_id) = 0;
 	virtual unsigned get_vring_worker(unsigned index) = 0;
+	// The worker's thread (VHOST_BLK_GET_WORKER_TID), 0 while it serves no
+	// ring.
+	virtual pid_t worker_tid(unsigned worker_id) = 0;
 };
 
 // Opens a fresh device (one per vhost-user connection).

@@ -56,6 +56,7 @@ public:
 		dev_.attach_vring_worker(i, id);
 	}
 	unsigned get_vring_worker(unsigned i) override { return dev_.get_vring_worker(i); }
+	pid_t worker_tid(unsigned id) override { return dev_.worker_tid(id); }
 
 private:
 	vblk::VhostBlkDevice dev_;

@@ -115,6 +115,7 @@ control::DiskStatus to_disk_status(const json &info, const std::string &socket, 
 	d.connections = field<uint64_t>(info, "starts", d.name);
 	d.features = field<uint64_t>(info, "features", d.name);
 	d.policy = field<std::string>(info, "policy", d.name);
+	d.placement = "unknown";
 	for (const auto &w : array(info, "workers", d.name)) {
 		std::string where = d.name + " worker";
 		control::WorkerStatus ws;
@@ -145,6 +146,14 @@ void VhostBlkDevice::set_workers(unsigned count)
 void VhostBlkDevice::assign(unsigned vq, unsigned worker)
 {
 	client_.execute("x-vhost-blk-assign", { { "id", id_ }, { "vq", vq }, { "worker", worker } });
+}
+
+void VhostBlkDevice::set_cpus(std::optional<unsigned>, const std::string &)
+{
+	throw control::RequestError(
+		"device-error",
+		"the QEMU vhost-blk-pci device does not name its worker threads yet: "
+		"place them with taskset(1) on QEMU's threads named vhost-<QEMU pid>");
 }
 
 void VhostBlkDevice::set_policy(const std::string &policy)

@@ -47,6 +47,8 @@ public:
 	// 1 | queues | N (QEMU spreads the vqs round-robin); throws
 	// control::RequestError("invalid-argument") for a bad policy.
 	void set_policy(const std::string &policy) override;
+	// Not for a QEMU-owned disk yet: refused with a clear message.
+	void set_cpus(std::optional<unsigned> worker, const std::string &cpus) override;
 
 	const std::string &id() const noexcept { return id_; }
 

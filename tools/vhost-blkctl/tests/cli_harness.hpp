@@ -162,6 +162,12 @@ struct FakeService : control::Service {
 	void set_workers(unsigned) override {}
 	void assign(unsigned, unsigned) override {}
 	void set_policy(const std::string &) override {}
+	// The last placement asked for: "all 0-1", "1 3".
+	std::string cpus_asked;
+	void set_cpus(std::optional<unsigned> w, const std::string &cpus) override
+	{
+		cpus_asked = (w ? std::to_string(*w) : std::string("all")) + " " + cpus;
+	}
 };
 
 // `text` with every occurrence of `from` replaced by `to`.

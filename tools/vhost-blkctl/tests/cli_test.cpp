@@ -123,6 +123,25 @@ TEST(Cli, status_and_workers_need_a_name_and_count)
 	EXPECT_EQ(o.workers.count, 3u);
 }
 
+TEST(Cli, workers_cpus_takes_a_cpu_list_and_an_optional_worker)
+{
+	auto o = parse({ "workers", "d", "--cpus", "0-1,3" });
+	EXPECT_EQ(o.workers.cpus, "0-1,3");
+	EXPECT_EQ(o.workers.worker, -1);
+	EXPECT_EQ(o.workers.count, 0u);
+	o = parse({ "workers", "d", "--count", "2", "--cpus", "1", "--worker", "1" });
+	EXPECT_EQ(o.workers.count, 2u);
+	EXPECT_EQ(o.workers.worker, 1);
+	for (const char *bad : { "", "3-1", "a", "1,", "4096" })
+		EXPECT_THROW(parse({ "workers", "d", "--cpus", bad }), CLI::ParseError) << bad;
+	EXPECT_THROW(parse({ "workers", "d", "--worker", "1" }), CLI::ParseError);
+	o = parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a", "--worker-cpus", "2-3" });
+	EXPECT_EQ(o.serve.worker_cpus, "2-3");
+	EXPECT_THROW(parse({ "serve", "--backend", "/dev/null", "--socket", "/tmp/a",
+			     "--worker-cpus", "x" }),
+		     CLI::ParseError);
+}
+
 TEST(Cli, assign_is_vq_with_worker_or_a_policy)
 {
 	auto o = parse({ "assign", "d", "--vq", "1", "--worker", "0" });
@@ -252,7 +271,7 @@ TEST(Output, human_status_shows_the_map_and_counters)
 	s.name = "d0";
 	s.queues = 2;
 	s.policy = "per-vq";
-	s.workers = { { 0, 5, { 0 } }, { 1, 6, { 1 } } };
+	s.workers = { { 0, 5, { 0 }, 2001, "0" }, { 1, 6, { 1 }, 2002, "1" } };
 	control::VqStatus v0, v1;
 	v1.index = 1;
 	v1.worker = 1;
@@ -261,7 +280,7 @@ TEST(Output, human_status_shows_the_map_and_counters)
 	std::ostringstream os;
 	print_status(os, s);
 	auto out = os.str();
-	EXPECT_NE(out.find("workers   2 (per-vq)"), std::string::npos) << out;
+	EXPECT_NE(out.find("workers   2 (per-vq, placement inherited)"), std::string::npos) << out;
 	EXPECT_NE(out.find("1234"), std::string::npos) << out;
 	EXPECT_NE(out.find("THROTTLED"), std::string::npos) << out;
 	EXPECT_EQ(out.find("STOPPED"), std::string::npos) << out;

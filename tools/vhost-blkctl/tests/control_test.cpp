@@ -38,7 +38,7 @@ DiskStatus sample()
 	d.connections = 3;
 	d.features = 0x130000000ull;
 	d.policy = "round-robin:2";
-	d.workers = { { 0, 7, { 0 } }, { 1, 8, { 1 } } };
+	d.workers = { { 0, 7, { 0 }, 1201, "0-1" }, { 1, 8, { 1 }, std::nullopt, std::nullopt } };
 	VqStatus v;
 	v.index = 1;
 	v.worker = 1;
@@ -71,6 +71,10 @@ struct FakeService : Service {
 		calls.push_back("assign " + std::to_string(vq) + " " + std::to_string(w));
 	}
 	void set_policy(const std::string &p) override { calls.push_back("policy " + p); }
+	void set_cpus(std::optional<unsigned> w, const std::string &cpus) override
+	{
+		calls.push_back("cpus " + (w ? std::to_string(*w) : std::string("all")) + " " + cpus);
+	}
 };
 
 } // namespace
@@ -125,7 +129,10 @@ TEST(Request, status_workers_assign_policy)
 	EXPECT_TRUE(handle_request(svc, R"({"cmd":"workers","count":2})")["ok"]);
 	EXPECT_TRUE(handle_request(svc, R"({"cmd":"assign","vq":1,"worker":0})")["ok"]);
 	EXPECT_TRUE(handle_request(svc, R"({"cmd":"assign","policy":"per-vq"})")["ok"]);
-	EXPECT_EQ(svc.calls, (std::vector<std::string>{ "workers 2", "assign 1 0", "policy per-vq" }));
+	EXPECT_TRUE(handle_request(svc, R"({"cmd":"workers","cpus":"0-1"})")["ok"]);
+	EXPECT_TRUE(handle_request(svc, R"({"cmd":"workers","cpus":"3","worker":1})")["ok"]);
+	EXPECT_EQ(svc.calls, (std::vector<std::string>{ "workers 2", "assign 1 0", "policy per-vq",
+							"cpus all 0-1", "cpus 1 3" }));
 }
 
 TEST(Request, refusals_carry_a_code_and_a_message)
@@ -144,7 +151,9 @@ TEST(Request, malformed_requests_are_bad_request)
 				 R"({"cmd":"workers"})", R"({"cmd":"workers","count":-1})",
 				 R"({"cmd":"workers","count":"2"})", R"({"cmd":"assign","vq":1})",
 				 R"({"cmd":"assign","policy":3})",
-				 R"({"cmd":"workers","count":99999999999})" }) {
+				 R"({"cmd":"workers","count":99999999999})",
+				 R"({"cmd":"workers","cpus":1})",
+				 R"({"cmd":"workers","cpus":"1","worker":-1})" }) {
 		auto r = handle_request(svc, bad);
 		EXPECT_FALSE(r["ok"]) << bad;
 		EXPECT_EQ(r["code"], "bad-request") << bad;

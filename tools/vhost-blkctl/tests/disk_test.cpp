@@ -4,6 +4,8 @@
 #include "bridge/disk.hpp"
 #include "harness.hpp"
 
+#include <vblk/cpu_list.hpp>
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -282,6 +284,70 @@ TEST(Disk, worker_changes_apply_live_and_bad_ones_are_refused)
 	}
 	EXPECT_THROW(h.disk->set_workers(3), control::RequestError);
 	EXPECT_THROW(h.disk->set_policy("bogus"), control::RequestError);
+}
+
+TEST(Disk, worker_cpus_are_applied_kept_across_changes_and_shown)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	h.disk->set_workers(2);
+	fake::StandIn w0, w1;
+	h.st.tids[h.st.rings[0].worker] = w0.tid;
+	h.st.tids[h.st.rings[1].worker] = w1.tid;
+	const vblk::CpuSet everywhere = vblk::thread_cpus(::gettid());
+	const unsigned first = *everywhere.begin();
+	const std::string all = vblk::format_cpu_list(everywhere);
+
+	h.disk->set_cpus(std::nullopt, std::to_string(first));
+	EXPECT_EQ(vblk::thread_cpus(w0.tid), vblk::CpuSet{ first });
+	EXPECT_EQ(vblk::thread_cpus(w1.tid), vblk::CpuSet{ first });
+	h.disk->set_cpus(1u, all);
+	EXPECT_EQ(vblk::thread_cpus(w1.tid), everywhere);
+	auto s = h.disk->status();
+	EXPECT_EQ(s.placement, "admin");
+	ASSERT_EQ(s.workers.size(), 2u);
+	EXPECT_EQ(s.workers[0].tid, w0.tid);
+	EXPECT_EQ(s.workers[0].cpus, std::to_string(first));
+	EXPECT_EQ(s.workers[1].cpus, all);
+
+	// A new count keeps the admin's placement: worker 0 stays on `first`.
+	vblk::set_thread_cpus(w0.tid, everywhere);
+	h.disk->set_workers(1);
+	EXPECT_EQ(vblk::thread_cpus(w0.tid), vblk::CpuSet{ first });
+	EXPECT_EQ(h.disk->status().placement, "admin");
+
+	for (const char *bad : { "", "2-1", "x", "100000" }) {
+		try {
+			h.disk->set_cpus(std::nullopt, bad);
+			ADD_FAILURE() << bad;
+		} catch (const control::RequestError &e) {
+			EXPECT_EQ(e.code(), "invalid-argument") << bad;
+		}
+	}
+	try {
+		h.disk->set_cpus(1u, "0");	// one worker now
+		FAIL();
+	} catch (const control::RequestError &e) {
+		EXPECT_EQ(e.code(), "invalid-argument");
+		EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos);
+	}
+}
+
+TEST(Disk, kernel_refusing_worker_cpus_keeps_the_old_placement)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	h.st.fail["worker_tid"] = EPERM;
+	try {
+		h.disk->set_cpus(std::nullopt, "0");
+		FAIL();
+	} catch (const control::RequestError &e) {
+		EXPECT_EQ(e.code(), "device-error");
+	}
+	h.st.fail.clear();
+	EXPECT_EQ(h.disk->status().placement, "inherited");
 }
 
 TEST(Disk, kernel_refusing_a_worker_change_keeps_the_old_plan)

@@ -7,6 +7,10 @@
 #include <vblk/error.hpp>
 
 #include <cerrno>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <memory>
 #include <set>
@@ -48,6 +52,8 @@ struct State {
 	uint32_t block_size = 0;
 	unsigned next_worker = 1;
 	std::set<unsigned> workers;
+	// What worker_tid() names a worker's thread (0 if absent).
+	std::map<unsigned, pid_t> tids;
 	int backend_fd = -1;
 	uint64_t log_base = 0;
 	bool log_fd = false;
@@ -63,6 +69,37 @@ inline bool mapped(uint64_t addr)
 	uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 	return ::msync(reinterpret_cast<void *>(addr & ~(page - 1)), 1, MS_ASYNC) == 0;
 }
+
+// A thread standing in for a vhost worker: it only waits to be told to end.
+struct StandIn {
+	std::mutex m;
+	std::condition_variable cv;
+	bool stop = false;
+	pid_t tid = 0;
+	std::thread t;
+
+	StandIn()
+	{
+		std::promise<pid_t> p;
+		auto f = p.get_future();
+		t = std::thread([this, &p] {
+			p.set_value(::gettid());
+			std::unique_lock l(m);
+			cv.wait(l, [this] { return stop; });
+		});
+		tid = f.get();
+	}
+	~StandIn()
+	{
+		{
+			std::lock_guard l(m);
+			stop = true;
+		}
+		cv.notify_one();
+		t.join();
+	}
+};
+
 
 class Device : public device::Device {
 public:
@@ -172,6 +209,16 @@ public:
 		ring(i).worker = id;
 	}
 	unsigned get_vring_worker(unsigned i) override { return call("get_vring_worker", i), ring(i).worker; }
+	pid_t worker_tid(unsigned id) override
+	{
+		call("worker_tid");
+		if (!s_.workers.count(id))
+			throw vblk::SysError(ENOENT, "VHOST_BLK_GET_WORKER_TID");
+		for (auto &r : s_.rings)
+			if (r.worker == id)
+				return s_.tids.count(id) ? s_.tids.at(id) : 0;
+		return 0;
+	}
 
 private:
 	void call(const std::string &name, int index = -1)

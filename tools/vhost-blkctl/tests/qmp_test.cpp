@@ -283,7 +283,8 @@ TEST(QmpMapping, every_field_of_vhost_blk_info)
 	want.connections = 3;
 	want.features = 4848615424;
 	want.policy = "round-robin:2";
-	want.workers = { { 0, 4711, { 0 } }, { 1, 4712, { 1 } } };
+	want.placement = "unknown";
+	want.workers = { { 0, 4711, { 0 }, std::nullopt, std::nullopt }, { 1, 4712, { 1 }, std::nullopt, std::nullopt } };
 	want.vqs_source = "live";
 	for (unsigned q = 0; q < 2; q++) {
 		control::VqStatus v;

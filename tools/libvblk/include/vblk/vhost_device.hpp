@@ -2,6 +2,8 @@
 // Thin wrapper over /dev/vhost-blk: one method per ioctl.
 #pragma once
 
+#include <sys/types.h>
+
 #include "vblk/fd.hpp"
 
 #include <linux/vhost_blk.h>
@@ -76,6 +78,9 @@ public:
 	void free_worker(unsigned worker_id);
 	void attach_vring_worker(unsigned index, unsigned worker_id);
 	unsigned get_vring_worker(unsigned index);
+	// VHOST_BLK_GET_WORKER_TID: the worker's thread id, 0 while it serves
+	// no ring.
+	pid_t worker_tid(unsigned worker_id);
 
 	// The raw ioctl for negative tests: 0 (or the positive result) on
 	// success, -errno on failure.  Never throws.
