@@ -151,7 +151,11 @@ static void vhost_blk_tid_probe_fn(struct vhost_work *work)
  * What the worker runs meanwhile is bounded by the rings' weights; a
  * worker killed with its owner runs what was queued before it exits, and
  * one already gone takes nothing (tid 0).  Caller holds dev.mutex, so no
- * ring changes worker meanwhile.
+ * ring changes worker and no worker is freed meanwhile; the wait is the
+ * one every device ioctl that flushes has (bounded by the weights on the
+ * guest's side, by the backend on the host's).  The tid names the thread
+ * while the worker exists: after VHOST_FREE_WORKER, RESET_OWNER or close it
+ * may be reused, so a caller asks again after any of them.
  */
 long vhost_blk_get_worker_tid(struct vhost_blk *blk,
 			      struct vhost_blk_worker_tid __user *argp)
@@ -168,6 +172,9 @@ long vhost_blk_get_worker_tid(struct vhost_blk *blk,
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		return ret;
+	/* Kthread workers are not the owner's threads to place. */
+	if (!blk->dev.fork_owner)
+		return -EOPNOTSUPP;
 	worker = xa_load(&blk->dev.worker_xa, arg.worker_id);
 	if (!worker)
 		return -ENOENT;

@@ -10,6 +10,7 @@
 #              cache.direct=on, one iothread), over its socket
 #   blkctl     vhost-blkctl serve over its socket (data path: vhost_blk.ko)
 #   kernel-poll, qsd-poll  queue depth 1 with busy polling (see below)
+#   kernel-colo  queue depth 1, the worker on the driver's CPU (no polling)
 # on two backends: null_blk with memory_backed=0 (no data: pure overhead)
 # and brd.  Workloads: 4 KiB randread/randwrite at queue depth 1, 32, 128
 # per queue; 1 queue, 2 queues on 1 worker, 2 queues on 2 workers.
@@ -268,6 +269,11 @@ for b in $backends; do
 		# virtio-blk poll queues).
 		cell kernel-poll $bn $rw 1 1 1 --target kernel --backend $dev --workers 1 \
 			--poll-us $poll --driver-poll-us $poll
+		# Low queue depth with the worker on the driver's CPU
+		# (VHOST_BLK_GET_WORKER_TID + sched_setaffinity): no
+		# cross-CPU wake-up per request.
+		cell kernel-colo $bn $rw 1 1 1 --target kernel --backend $dev --workers 1 \
+			--cpus 0 --worker-cpus 0
 	done
 	start_qsd $dev
 	for rw in $rws; do

@@ -278,8 +278,12 @@ struct vhost_blk_vring_stats {
  *		the caller's namespace.
  *
  * The thread is asked on the worker itself: the call waits until the
- * worker has run the work queued before it, as a flush does.  Errors:
- * ENOENT for an unknown worker id, EPERM for a caller that is not the owner.
+ * worker has run the work queued before it, as a flush does.  The id names
+ * the thread while the worker exists; after VHOST_FREE_WORKER,
+ * VHOST_RESET_OWNER or close it may be reused: ask again after any of them.
+ * Errors: ENOENT for an unknown worker id, EPERM for a caller that is not
+ * the owner, EOPNOTSUPP when the device's workers are kernel threads
+ * (vhost's fork_from_owner_default=0), which are not the owner's to place.
  */
 struct vhost_blk_worker_tid {
 	__u32 worker_id;

@@ -134,8 +134,9 @@ void WorkerSet::apply(device::Device &dev, const WorkerPlan &plan)
 		try {
 			tids_[w] = dev.worker_tid(ids_[w]);
 		} catch (const vblk::SysError &e) {
-			// A module older than the ioctl: only placement needs it.
-			if (e.code() != ENOTTY || cpus)
+			// A module older than the ioctl, or kthread workers
+			// (not ours to place): only placement needs it.
+			if ((e.code() != ENOTTY && e.code() != EOPNOTSUPP) || cpus)
 				throw;
 		}
 		if (cpus && tids_[w] > 0)
