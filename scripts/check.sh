@@ -18,6 +18,7 @@ done
 
 passed=0 failed=0 skipped=0
 failures=()
+retried=()
 
 # 1. GoogleTest unit tests (ctest).
 out=$(cd "$build/cmake" && ctest --output-on-failure 2>&1)
@@ -108,13 +109,44 @@ host_suite install-host "$top/tests/install/host_build.sh" --build "$build" --kv
 host_suite systemd-unit "$top/tests/install/unit_verify.sh" --build "$build"
 
 # 3. In-VM suites: KTAP streams, judged per test line plus the VM verdict.
+# The EFLAGS of a nested guest's oops that no x86 CPU can produce (a
+# reserved bit set: 3, 5, 15, 22-63, or bit 1 clear), in the consoles the
+# e2e suite saved under run.sh's results directory.  Such a value is pushed
+# by the emulating CPU, not made by a device: the TCG-inside-TCG corruption
+# of issue 11 (garbage EFLAGS in every one of its nested crashes).
+nested_tcg_corruption() {
+	local dir f v
+	dir=$(sed -n 's/^run.sh: results in //p' "$1" | tail -1)
+	[ -n "$dir" ] || return 1
+	for f in "$dir"/e2e/guest*.log; do
+		[ -f "$f" ] || continue
+		for v in $(grep -ao 'EFLAGS: [0-9a-f]*' "$f" | awk '{print $2}'); do
+			if (( (0x$v & ~0x3f7fd7) != 0 || (0x$v & 2) == 0 )); then
+				echo "$f: EFLAGS $v"
+				return 0
+			fi
+		done
+	done
+	return 1
+}
+
 vm_suite() {
-	local name=$1 log rc notok
+	local name=$1 log rc notok why
 	shift
 	log=$(mktemp)
 	echo "=== vm suite: $name"
 	bash "$top/tests/vm/run.sh" --build "$build" --kver "$KVER" "$@" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
+	# A nested guest killed by the emulator (above) says nothing about
+	# vhost-blk: run the suite once more and judge that run.  A second
+	# such crash, or any other failure, fails as usual.
+	if ((rc != 0)) && why=$(nested_tcg_corruption "$log"); then
+		echo "# $name: the nested guest crashed with impossible registers ($why):"
+		echo "# nested TCG corruption (issue 11), not a vhost-blk result; running $name again"
+		retried+=("$name ($why)")
+		bash "$top/tests/vm/run.sh" --build "$build" --kver "$KVER" "$@" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+	fi
 	count_ktap "$name" "$log"
 	if ((rc != 0)); then
 		# The suite's own failures are counted above; anything else
@@ -161,6 +193,7 @@ fi
 
 echo
 ((skipped)) && echo "$skipped skipped"
+for r in "${retried[@]}"; do echo "RETRIED (nested TCG corruption): $r"; done
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"
 ((failed == 0))
