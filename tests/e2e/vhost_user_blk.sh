@@ -187,7 +187,7 @@ start_qemu() {	# start_qemu TAG SOCKET [ARGS...]: a guest on SOCKET's disk; sets
 	qemu-system-x86_64 -accel tcg,tb-size=64,thread=single -cpu qemu64 -smp 2 -m 256M -machine q35 \
 		$(vhost_user_blk_args $sock $QUEUES 256M) \
 		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.migrate=1 e2e.restart=1" \
+		-append "console=ttyS0 quiet loglevel=4 hung_task_timeout_secs=60 panic=-1 e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.migrate=1 e2e.restart=1" \
 		-nographic -nodefaults -no-reboot -serial file:$W/guest$tag.log -monitor none \
 		-qmp unix:$W/qmp$tag.sock,server=on,wait=off "$@" > $W/qemu$tag.log 2>&1 &
 	qpid=$!
@@ -404,7 +404,7 @@ t "restart: every block the guest wrote while serve was killed reads back (prefi
 
 wait_for "E2E-RESULT:"
 note "guest finished"
-cat $W/guest.log $W/guest-b.log 2>/dev/null | grep '^E2E' | sed 's/^/# guest: /'
+cat $W/guest.log $W/guest-b.log 2>/dev/null | grep -aE '^E2E|blocked for more than|Kernel panic|EFLAGS' | sed 's/^/# guest: /'
 grep -q "E2E-RESULT: PASS" $glog
 t "guest checks (size, serial, queues, pattern, I/O under worker changes, migration, restart, ext4)" $? \
 	"$(cat $W/guest*.log | grep -E 'E2E-CHECK fail|E2E-RESULT' | tr '\n' ' ')"
