@@ -364,22 +364,14 @@ int main(int argc, char **argv)
 		       "driver spins on the used ring this long before sleeping (a guest's "
 		       "virtio-blk poll queues; kernel, vhost-user)")
 		->check(CLI::Range(0u, 100000u));
-	auto cpu_list = [](const std::string &v) {
-		try {
-			vblk::parse_cpu_list(v);
-			return std::string();
-		} catch (const std::invalid_argument &e) {
-			return std::string(e.what());
-		}
-	};
 	app.add_option("--cpus", o.cpus,
 		       "CPU list the driver's threads run on (and the vhost workers, which "
 		       "inherit it, unless --worker-cpus)")
-		->check(cpu_list);
+		->check(vblk::cpu_list_error);
 	app.add_option("--worker-cpus", o.worker_cpus,
 		       "CPU list for every vhost worker's thread, named by "
 		       "VHOST_BLK_GET_WORKER_TID (kernel)")
-		->check(cpu_list);
+		->check(vblk::cpu_list_error);
 	app.add_option("--rw", o.rw, "workload")
 		->check(CLI::IsMember({ "randread", "randwrite" }))
 		->capture_default_str();

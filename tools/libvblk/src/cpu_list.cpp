@@ -59,6 +59,16 @@ CpuSet parse_cpu_list(const std::string &list)
 	return cpus;
 }
 
+std::string cpu_list_error(const std::string &list)
+{
+	try {
+		parse_cpu_list(list);
+		return {};
+	} catch (const std::invalid_argument &e) {
+		return e.what();
+	}
+}
+
 std::string format_cpu_list(const CpuSet &cpus)
 {
 	std::string out;

@@ -76,14 +76,7 @@ void setup_serve(CLI::App &app, Options &o)
 	sub->add_option("--worker-cpus", s.worker_cpus,
 			"CPUs the workers' threads may run on, a CPU list (0-3,8); default: "
 			"the CPUs of the backend's NUMA node on a NUMA machine, else serve's own")
-		->check([](const std::string &v) {
-			try {
-				vblk::parse_cpu_list(v);
-				return std::string();
-			} catch (const std::invalid_argument &e) {
-				return std::string(e.what());
-			}
-		});
+		->check(vblk::cpu_list_error);
 	sub->add_flag("--read-only", s.read_only, "Offer a read-only disk");
 	sub->add_option("--block-size", s.block_size,
 			"Logical block size the guest sees (512-4096; default: the backend's). "

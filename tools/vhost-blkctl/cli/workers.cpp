@@ -25,14 +25,7 @@ void setup_workers(CLI::App &app, Options &o)
 				     "CPUs the workers' threads may run on, a CPU list "
 				     "(0-3,8); kept across worker count changes and "
 				     "reconnects")
-			     ->check([](const std::string &s) {
-				     try {
-					     vblk::parse_cpu_list(s);
-					     return std::string();
-				     } catch (const std::invalid_argument &e) {
-					     return std::string(e.what());
-				     }
-			     });
+			     ->check(vblk::cpu_list_error);
 	sub->add_option("--worker", o.workers.worker,
 			"With --cpus: only this worker (as `status` numbers them)")
 		->check(CLI::Range(0, 255))

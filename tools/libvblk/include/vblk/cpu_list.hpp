@@ -17,6 +17,8 @@ using CpuSet = std::set<unsigned>;
 // the reason for an empty list, a bad number, a reversed range or a CPU
 // beyond CPU_SETSIZE.
 CpuSet parse_cpu_list(const std::string &list);
+// For CLI11 validators: parse_cpu_list()'s complaint, "" if `list` is good.
+std::string cpu_list_error(const std::string &list);
 // The shortest cpulist form, "" for an empty set.
 std::string format_cpu_list(const CpuSet &cpus);
 
