@@ -144,6 +144,15 @@ struct vhost_blk_vq {
 	bool throttled;			/* a request waits for budget */
 	bool stopped;			/* ring error: no requests until set up again */
 	bool poll_next;			/* next kick-handler run busy-polls */
+	/*
+	 * Adaptive busy polling (request.c): the ceiling the window was
+	 * adapted under (vq->busyloop_timeout), the window now, both in
+	 * busy-clock microseconds, and when the ring went idle without a
+	 * poll catching the guest's next request (0: no gap to measure).
+	 */
+	unsigned int poll_ceiling;
+	unsigned int poll_window;
+	unsigned long idle_since;
 	struct vhost_blk_vring_stats stats;
 
 	/* Protected by dev.mutex: the backend while a drain holds the ring. */

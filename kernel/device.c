@@ -88,6 +88,10 @@ static int vhost_blk_attach_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 	bvq->stats.stopped = 0;
 	bvq->throttled = false;
 	bvq->poll_next = false;
+	/* Polling starts again at the ceiling, for the new guest's gaps. */
+	bvq->poll_ceiling = vq->busyloop_timeout;
+	bvq->poll_window = vq->busyloop_timeout;
+	bvq->idle_since = 0;
 
 	vhost_vq_set_backend(vq, blk->backend);
 	ret = vhost_vq_init_access(vq);
@@ -468,6 +472,8 @@ static long vhost_blk_get_vring_stats(struct vhost_blk *blk, void __user *argp)
 	st.attached = !!data_race(vhost_vq_get_backend(&bvq->vq));
 	/* As the counters: a snapshot, written under vq->mutex. */
 	st.inflight = data_race(bvq->inflight);
+	/* As the counters: a snapshot, written under vq->mutex. */
+	st.poll_us = data_race(bvq->poll_window);
 	worker = rcu_dereference_check(bvq->vq.worker,
 				       lockdep_is_held(&blk->dev.mutex));
 	st.worker_id = worker ? worker->id : U32_MAX;

@@ -496,44 +496,88 @@ static unsigned long vhost_blk_busy_clock(void)
 	return local_clock() >> 10;
 }
 
+/* The window a growing poll starts from: QEMU's aio polling's first step. */
+#define VHOST_BLK_POLL_MIN_US	4
+
 /*
- * Busy polling, off unless the VMM sets VHOST_SET_VRING_BUSYLOOP_TIMEOUT
- * (microseconds) on the ring.  With the avail ring empty the worker keeps
- * guest notifications off and, for up to busyloop_timeout, completes the
- * requests that finish and watches the avail ring.  At low queue depth the
- * guest's next request then needs no kick and its completion no second
- * wake-up of the worker: one wake-up per request instead of three.  The
- * timeout counts from the start of the kick handler's run, so a guest
- * cannot extend one run by feeding a request just before it expires.  While
- * the kick handler runs, end_io leaves done_work alone (bvq->reporting), so
- * work queued on the worker means another ring needs it: polling stops
- * then, as in vhost-net, and the ring gets notifications again.
- * Called from the kick handler with vq->mutex held and no plug (bios must
- * be on their way).  Returns true when the guest made new requests
- * available.
+ * Adaptive busy polling.  VHOST_SET_VRING_BUSYLOOP_TIMEOUT sets a ceiling
+ * (microseconds, 0: off); the ring polls for a window between 0 and it,
+ * adapted to the gaps the guest leaves, as QEMU's aio polling adapts its
+ * poll_ns (poll-grow, poll-shrink).  The gap is measured from when a poll
+ * ran out (or the ring went idle with a window of 0) to the first request
+ * the worker takes after it:
+ *
+ *  - longer than the ceiling: no window would have caught it, the window
+ *    halves, so an idle guest stops costing CPU after a few requests;
+ *  - longer than the window, within the ceiling: the window doubles;
+ *  - otherwise (the window covered it) the window stays.
+ *
+ * A gap a poll caught needs no measure: the window covered it.  A poll
+ * that stopped early (another ring's work, the scheduler, a signal) says
+ * nothing about the guest and is not measured.  A new ceiling restarts the
+ * window at it.  Everything here runs under vq->mutex.
  */
-static bool vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
-				unsigned long endtime)
+static void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
+{
+	bvq->poll_ceiling = bvq->vq.busyloop_timeout;
+	bvq->poll_window = bvq->poll_ceiling;
+	bvq->idle_since = 0;
+}
+
+static void vhost_blk_poll_adapt(struct vhost_blk_vq *bvq)
+{
+	unsigned long gap = vhost_blk_busy_clock() - bvq->idle_since;
+	unsigned int window = bvq->poll_window;
+
+	bvq->idle_since = 0;
+	if (gap > bvq->poll_ceiling)
+		window = window / 2 < VHOST_BLK_POLL_MIN_US ? 0 : window / 2;
+	else if (gap > window)
+		window = clamp_t(u64, 2ULL * window, VHOST_BLK_POLL_MIN_US,
+				 bvq->poll_ceiling);
+	bvq->poll_window = window;
+}
+
+enum vhost_blk_poll_end {
+	VHOST_BLK_POLL_AVAIL,		/* the guest made requests available */
+	VHOST_BLK_POLL_EXPIRED,		/* the window ran out */
+	VHOST_BLK_POLL_YIELDED,		/* stopped early for someone else */
+};
+
+/*
+ * Busy polling: with the avail ring empty the worker keeps guest
+ * notifications off and, until endtime, completes the requests that finish
+ * and watches the avail ring.  At low queue depth the guest's next request
+ * then needs no kick and its completion no second wake-up of the worker:
+ * one wake-up per request instead of three.  The window counts from the
+ * first poll of the kick handler's run, so a guest cannot extend one run by
+ * feeding a request just before it expires.  While the kick handler runs,
+ * end_io leaves done_work alone (bvq->reporting), so work queued on the
+ * worker means another ring needs it: polling stops then, as in vhost-net,
+ * and the ring gets notifications again.  Called from the kick handler with
+ * vq->mutex held and no plug (bios must be on their way).
+ */
+static enum vhost_blk_poll_end vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
+						   unsigned long endtime)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_dev *dev = &bvq->blk->dev;
-	bool avail = false;
 
-	while (!need_resched() && !signal_pending(current) &&
-	       !vhost_vq_has_work(vq) &&
-	       !time_after(vhost_blk_busy_clock(), endtime)) {
+	for (;;) {
+		if (need_resched() || signal_pending(current) ||
+		    vhost_vq_has_work(vq))
+			return VHOST_BLK_POLL_YIELDED;
+		if (time_after(vhost_blk_busy_clock(), endtime))
+			return VHOST_BLK_POLL_EXPIRED;
 		if (!llist_empty(&bvq->done))
 			vhost_blk_complete(bvq, true);
 		/* Reporting hit a ring error: take nothing more. */
 		if (bvq->stopped)
-			break;
-		if (!vhost_vq_avail_empty(dev, vq)) {
-			avail = true;
-			break;
-		}
+			return VHOST_BLK_POLL_YIELDED;
+		if (!vhost_vq_avail_empty(dev, vq))
+			return VHOST_BLK_POLL_AVAIL;
 		cpu_relax();
 	}
-	return avail;
 }
 
 void vhost_blk_handle_kick(struct vhost_work *work)
@@ -545,11 +589,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	unsigned int out, in, log_num = 0, reqs = 0;
 	struct vhost_log *log = NULL;
 	struct blk_plug plug;
-	unsigned long poll_end = 0;
+	unsigned long poll_end = 0, idle;
+	enum vhost_blk_poll_end why;
 	struct file *backend;
 	u64 start;
 	u64 bytes = 0;
-	bool polled;
 	s64 ret;
 	int head;
 
@@ -564,6 +608,8 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 
 	if (unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)))
 		log = bvq->log;
+	if (unlikely(vq->busyloop_timeout != bvq->poll_ceiling))
+		vhost_blk_poll_ceiling(bvq);
 
 	/*
 	 * From here on the handler reports what ends, at every
@@ -584,7 +630,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			break;
 		}
 		if (head == vq->num) {
-			if (vq->busyloop_timeout && !bvq->poll_next) {
+			if (bvq->poll_window && !bvq->poll_next) {
 				/*
 				 * Poll in a work batch of its own: the worker
 				 * runs queued work in batches and
@@ -597,16 +643,27 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 				vhost_poll_queue(&vq->poll);
 				break;
 			}
-			if (vq->busyloop_timeout) {
+			if (bvq->poll_window) {
+				idle = vhost_blk_busy_clock();
 				bvq->poll_next = false;
 				if (!poll_end)
-					poll_end = vhost_blk_busy_clock() +
-						   vq->busyloop_timeout;
+					poll_end = idle + bvq->poll_window;
 				blk_finish_plug(&plug);
-				polled = vhost_blk_busy_poll(bvq, poll_end);
+				why = vhost_blk_busy_poll(bvq, poll_end);
 				blk_start_plug(&plug);
-				if (polled)
+				if (why == VHOST_BLK_POLL_AVAIL) {
+					bvq->stats.poll_hits++;
 					continue;
+				}
+				if (why == VHOST_BLK_POLL_EXPIRED) {
+					bvq->stats.poll_misses++;
+					if (!bvq->idle_since)
+						bvq->idle_since = idle;
+				}
+			} else if (bvq->poll_ceiling && !bvq->idle_since) {
+				/* Measure the gap: it may be worth polling. */
+				bvq->idle_since = vhost_blk_busy_clock();
+				bvq->poll_next = false;
 			}
 			if (unlikely(vhost_enable_notify(dev, vq))) {
 				vhost_disable_notify(dev, vq);
@@ -614,6 +671,8 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			}
 			break;
 		}
+		if (bvq->idle_since)
+			vhost_blk_poll_adapt(bvq);
 		ret = vhost_blk_handle_req(bvq, backend, head, out, in, log,
 					   log_num);
 		if (unlikely(ret == -EAGAIN)) {

@@ -292,6 +292,111 @@ TEST_VARIANTS(busy_polling_ring_round_trips_every_request, PollBackend, p,
 	ASSERT_BYTES_EQ(back, pattern(4096, base, ktap::seed()));
 }
 
+namespace {
+
+// The CPU time a thread has run, in ns (/proc/.../schedstat, field 1).
+uint64_t thread_run_ns(pid_t tid)
+{
+	std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+	uint64_t ns = 0;
+	f >> ns;
+	return ns;
+}
+
+} // namespace
+
+// Adaptive busy polling: VHOST_SET_VRING_BUSYLOOP_TIMEOUT is a ceiling, the
+// ring's window follows the gaps the guest leaves.  A guest that pauses
+// longer than the ceiling between requests shrinks the window to nothing,
+// after which its requests cost the worker no polling; a guest at queue
+// depth 1 without pauses grows it back until polls find its requests.
+// Every write is read back.
+TEST(busy_polling_window_follows_the_guests_gaps)
+{
+	auto b = Backend::open(env_nullb);
+	auto d = attached_driver(b, 1, 256);
+	auto &dev = d->device();
+	const pid_t worker = dev.worker_tid(dev.get_vring_worker(0));
+	ASSERT_TRUE(worker > 0);
+	const unsigned ceiling_us = 20000;
+	const auto pause = std::chrono::milliseconds(30); // > the ceiling
+	const uint64_t base = 81920;
+	unsigned n = 0;
+	// One request, the write; verify() reads them all back at the end.
+	auto write_only = [&] {
+		uint64_t s = base + (n % 512) * 8;
+		ASSERT_EQ(d->write(0, s, pattern(4096, s, ktap::seed() + n)), VIRTIO_BLK_S_OK);
+		n++;
+	};
+	// Two requests with no gap between them: write, then read it back.
+	auto write_one = [&] {
+		write_only();
+		uint64_t s = base + ((n - 1) % 512) * 8;
+		std::vector<uint8_t> back(4096);
+		ASSERT_EQ(d->read(0, s, back), VIRTIO_BLK_S_OK);
+		ASSERT_BYTES_EQ(back, pattern(4096, s, ktap::seed() + n - 1));
+	};
+
+	// The window starts at the ceiling once the ring sees it.
+	dev.set_vring_busyloop_timeout(0, ceiling_us);
+	write_one();
+	ASSERT_EQ(d->stats(0).poll_us, ceiling_us);
+
+	// Pauses longer than the ceiling: each halves the window (20 ms to
+	// under 4 us takes 13 misses), then it is off.
+	for (unsigned i = 0; i < 24 && d->stats(0).poll_us; i++) {
+		std::this_thread::sleep_for(pause);
+		write_only();
+	}
+	auto st = d->stats(0);
+	ktap::diag("after pauses: window " + std::to_string(st.poll_us) + " us, " +
+		   std::to_string(st.poll_hits) + " hits, " + std::to_string(st.poll_misses) +
+		   " misses");
+	ASSERT_EQ(st.poll_us, 0u);
+	ASSERT_TRUE(st.poll_misses >= 13);
+
+	// With the window at 0 the worker does not poll: 8 more paused
+	// requests cost it far less than one window each.
+	uint64_t ran = thread_run_ns(worker);
+	for (unsigned i = 0; i < 8; i++) {
+		std::this_thread::sleep_for(pause);
+		write_only();
+	}
+	ran = thread_run_ns(worker) - ran;
+	ktap::diag("worker ran " + std::to_string(ran / 1000) + " us for 8 paused writes");
+	ASSERT_TRUE(ran < 8ULL * ceiling_us * 1000 / 4);
+	ASSERT_EQ(d->stats(0).poll_us, 0u);
+	ASSERT_EQ(d->stats(0).poll_misses, st.poll_misses);
+
+	// Queue depth 1 without pauses: the window grows back and polls
+	// find the guest's next request without a kick.
+	for (unsigned i = 0; i < 100; i++)
+		write_one();
+	auto busy = d->stats(0);
+	ktap::diag("after 200 back-to-back I/Os: window " + std::to_string(busy.poll_us) +
+		   " us, " + std::to_string(busy.poll_hits - st.poll_hits) + " hits, " +
+		   std::to_string(busy.poll_misses - st.poll_misses) + " misses");
+	ASSERT_TRUE(busy.poll_us > 0);
+	ASSERT_TRUE(busy.poll_hits - st.poll_hits >= 100);
+
+	// Off again: nothing polls, the ring still serves.
+	dev.set_vring_busyloop_timeout(0, 0);
+	write_one();
+	auto off = d->stats(0);
+	ASSERT_EQ(off.poll_us, 0u);
+	write_one();
+	ASSERT_EQ(d->stats(0).poll_hits, off.poll_hits);
+	ASSERT_EQ(d->stats(0).poll_misses, off.poll_misses);
+	ASSERT_EQ(d->stats(0).inflight, 0u);
+
+	// Every write landed, the paused ones too.
+	for (unsigned i = 0; i < n && i < 512; i++) {
+		unsigned last = i + (n - 1 - i) / 512 * 512; // the last write of slot i
+		uint64_t s = base + i * 8;
+		ASSERT_BYTES_EQ(b.read_direct(s * 512, 4096), pattern(4096, s, ktap::seed() + last));
+	}
+}
+
 // Detach and release while the worker polls: no hang, the base is exact.
 TEST(detach_and_close_while_busy_polling)
 {
