@@ -526,9 +526,13 @@ static void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
 
 static void vhost_blk_poll_adapt(struct vhost_blk_vq *bvq)
 {
-	unsigned long gap = vhost_blk_busy_clock() - bvq->idle_since;
+	unsigned long now = vhost_blk_busy_clock();
 	unsigned int window = bvq->poll_window;
+	unsigned long gap = 0;
 
+	/* local_clock() may lag a little on another CPU than the last one. */
+	if (time_after(now, bvq->idle_since))
+		gap = now - bvq->idle_since;
 	bvq->idle_since = 0;
 	if (gap > bvq->poll_ceiling)
 		window = window / 2 < VHOST_BLK_POLL_MIN_US ? 0 : window / 2;
