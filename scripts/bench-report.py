@@ -13,13 +13,15 @@ import json
 import os
 import sys
 
-TARGETS = ["raw", "kernel", "kernel-poll", "kernel-colo", "blkctl", "qsd", "qsd-poll"]
+TARGETS = ["raw", "kernel", "kernel-wpoll", "kernel-poll", "kernel-colo", "blkctl", "qsd",
+           "qsd-poll"]
 LABEL = {
     "raw": "raw device (io_uring O_DIRECT)",
     "kernel": "vhost-blk (/dev/vhost-blk)",
     "blkctl": "vhost-blkctl serve (vhost-user → vhost-blk)",
     "qsd": "qemu-storage-daemon vhost-user-blk",
     "kernel-poll": "vhost-blk, worker busy polling + driver polling",
+    "kernel-wpoll": "vhost-blk, worker busy polling (adaptive window), driver sleeps",
     "kernel-colo": "vhost-blk, worker on the driver's CPU (no polling)",
     "qsd-poll": "qemu-storage-daemon (adaptive iothread polling) + driver polling",
 }
@@ -111,6 +113,14 @@ def goals(cells):
             add("kernel-poll p50 latency / raw, QD1 (busy polling both sides)",
                 ratio(med(g("kernel-poll", 1, 1, "1"), "p50_us"), med(g("raw", 1, 1, "-"), "p50_us")),
                 1.5, "lower")
+            add("kernel-wpoll p50 latency / kernel, QD1 (worker polls, driver sleeps)",
+                ratio(med(g("kernel-wpoll", 1, 1, "1"), "p50_us"), med(g("kernel", 1, 1, "1"), "p50_us")),
+                1.0, "lower")
+            for d in (32, 128):
+                add("kernel-wpoll serving CPU per I/O / kernel's, QD%d (polling must not cost at depth)" % d,
+                    ratio(med(g("kernel-wpoll", d, 1, "1"), "serving_cpu_us_per_io"),
+                          med(g("kernel", d, 1, "1"), "serving_cpu_us_per_io")),
+                    1.0, "lower")
             add("kernel-poll p50 latency / qsd-poll, QD1",
                 ratio(med(g("kernel-poll", 1, 1, "1"), "p50_us"), med(g("qsd-poll", 1, 1, "1"), "p50_us")),
                 1.0, "lower")
@@ -168,7 +178,8 @@ def plot(cells, path):
     panels = sorted({(c["tags"]["backend_kind"], c["rw"]) for c in cells})
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
     styles = {"raw": "k-o", "kernel": "C0-s", "blkctl": "C2--^", "qsd": "C3-v",
-              "kernel-poll": "C0*", "kernel-colo": "C1P", "qsd-poll": "C3*"}
+              "kernel-poll": "C0*", "kernel-colo": "C1P", "qsd-poll": "C3*",
+              "kernel-wpoll": "C4-x"}
     for ax, (bk, rw) in zip(axes[0], panels):
         for t in TARGETS:
             for q in (1, 2):

@@ -11,13 +11,20 @@
 #   blkctl     vhost-blkctl serve over its socket (data path: vhost_blk.ko)
 #   kernel-poll, qsd-poll  queue depth 1 with busy polling (see below)
 #   kernel-colo  queue depth 1, the worker on the driver's CPU (no polling)
+#   kernel-wpoll every depth, 1 queue: only the worker busy polls (adaptive
+#                window, ceiling $BENCH_POLL_US), the driver sleeps on its
+#                call eventfd as a guest without poll queues does
 # on two backends: null_blk with memory_backed=0 (no data: pure overhead)
 # and brd.  Workloads: 4 KiB randread/randwrite at queue depth 1, 32, 128
 # per queue; 1 queue, 2 queues on 1 worker, 2 queues on 2 workers.
 # One JSON line per cell goes to /run/results/bench.jsonl; the host makes
 # the report (scripts/bench-report.py).
 #
-#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e | --file]
+#   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e | --file | --poll]
+#
+# --poll: only the polling comparison, both backends, both directions,
+# 1 queue: raw, kernel and kernel-wpoll at every depth, kernel-poll and
+# kernel-colo at depth 1.
 #
 # Write cache cells (in the full matrix, or alone with --wce): durable
 # 4 KiB random writes on null_blk with a volatile cache (memory_backed=1,
@@ -56,7 +63,7 @@ seconds=${BENCH_SECONDS:-1}
 runs=${BENCH_RUNS:-3}
 warmup=${BENCH_WARMUP:-1}
 poll=${BENCH_POLL_US:-200}
-quick=0 wce_only=0 e512_only=0 file_only=0
+quick=0 wce_only=0 e512_only=0 file_only=0 poll_only=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) seconds=$2; shift 2 ;;
@@ -66,7 +73,8 @@ while [ $# -gt 0 ]; do
 	--wce) wce_only=1; shift ;;
 	--512e) e512_only=1; shift ;;
 	--file) file_only=1; shift ;;
-	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e | --file]" >&2; exit 2 ;;
+	--poll) poll_only=1; shift ;;
+	*) echo "usage: $0 [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e | --file | --poll]" >&2; exit 2 ;;
 	esac
 done
 
@@ -258,11 +266,18 @@ for b in $backends; do
 	for rw in $rws; do
 		for d in $depths; do
 			for q in 1 2; do
+				[ $poll_only = 1 ] && [ $q = 2 ] && continue
 				cell raw $bn $rw $d $q - --target raw --backend $dev
 			done
 			cell kernel $bn $rw $d 1 1 --target kernel --backend $dev --workers 1
-			cell kernel $bn $rw $d 2 1 --target kernel --backend $dev --workers 1
-			cell kernel $bn $rw $d 2 2 --target kernel --backend $dev --workers 2
+			[ $poll_only = 1 ] ||
+				cell kernel $bn $rw $d 2 1 --target kernel --backend $dev --workers 1
+			[ $poll_only = 1 ] ||
+				cell kernel $bn $rw $d 2 2 --target kernel --backend $dev --workers 2
+			# The worker polls (adaptive window), the driver does
+			# not: what polling costs and gives at each depth.
+			cell kernel-wpoll $bn $rw $d 1 1 --target kernel --backend $dev --workers 1 \
+				--poll-us $poll
 		done
 		# Low queue depth with busy polling on both sides: the worker
 		# (VHOST_SET_VRING_BUSYLOOP_TIMEOUT) and the driver (a guest's
@@ -275,6 +290,7 @@ for b in $backends; do
 		cell kernel-colo $bn $rw 1 1 1 --target kernel --backend $dev --workers 1 \
 			--cpus 0 --worker-cpus 0
 	done
+	[ $poll_only = 1 ] && continue
 	start_qsd $dev
 	for rw in $rws; do
 		for d in $depths; do
@@ -301,7 +317,8 @@ for b in $backends; do
 		stop_daemon
 	done
 done
-if [ $wce_only = 0 ] && [ $e512_only = 0 ] && [ $file_only = 0 ] && [ $quick = 0 ]; then
+if [ $wce_only = 0 ] && [ $e512_only = 0 ] && [ $file_only = 0 ] && [ $poll_only = 0 ] &&
+   [ $quick = 0 ]; then
 	wce_cells
 	e512_cells
 	file_cells

@@ -131,6 +131,7 @@ public:
 			ring_workers_ = drv_->spread_workers(o.workers);
 			for (unsigned q = 0; q < o.queues && o.poll_us; q++)
 				drv_->device().set_vring_busyloop_timeout(q, o.poll_us);
+			polling_ = o.poll_us != 0;
 			if (o.block_size)
 				drv_->device().set_block_size(o.block_size);
 			drv_->attach(backend_.get());
@@ -173,6 +174,18 @@ public:
 		nlohmann::json j{ { "features", drv_->features() }, { "device_bytes", bytes_ } };
 		if (!ring_workers_.empty())
 			j["ring_workers"] = ring_workers_;
+		// Adaptive busy polling, after the last run: each ring's window
+		// and how often a poll found the next request or ran out.
+		if (polling_) {
+			nlohmann::json polls = nlohmann::json::array();
+			for (unsigned q = 0; q < drv_->num_queues(); q++) {
+				auto st = drv_->stats(q);
+				polls.push_back({ { "window_us", st.poll_us },
+						  { "hits", st.poll_hits },
+						  { "misses", st.poll_misses } });
+			}
+			j["poll"] = polls;
+		}
 		return j;
 	}
 
@@ -181,6 +194,7 @@ private:
 	uint64_t bytes_ = 0;
 	std::unique_ptr<vblk::BlkDriver> drv_;
 	std::vector<unsigned> ring_workers_;
+	bool polling_ = false;
 };
 
 class RawTarget : public Target {
