@@ -71,6 +71,10 @@ def summarize(cells):
             "p50_us": round(med(c, "p50_us"), 1),
             "p99_us": round(med(c, "p99_us"), 1),
             "serving_cpu_us_per_io": round(med(c, "serving_cpu_us_per_io"), 2),
+            # Sleeps (voluntary context switches) per I/O, each a wake-up;
+            # absent in results from before they were measured.
+            "serving_sleeps_per_io": c["median"].get("serving_sleeps_per_io"),
+            "driver_sleeps_per_io": c["median"].get("driver_sleeps_per_io"),
             "iops_vs_raw": ratio(med(c, "iops"), med(raw, "iops")),
             "iops_vs_qsd": ratio(med(c, "iops"), med(qsd, "iops")),
             "p50_vs_raw": ratio(med(c, "p50_us"), med(raw, "p50_us")),
@@ -157,17 +161,21 @@ def markdown(rows, goal_rows, env):
             g["want"], "yes" if g["met"] else "**no**"))
     lines.append("")
     lines.append("| backend | rw | QD | queues | workers | target | IOPS | p50 µs | p99 µs "
-                 "| serving CPU µs/IO | ×raw | ×qsd | CPU ×qsd |")
-    lines.append("|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+                 "| serving CPU µs/IO | sleeps/IO serving | sleeps/IO driver "
+                 "| ×raw | ×qsd | CPU ×qsd |")
+    lines.append("|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     order = {t: i for i, t in enumerate(TARGETS)}
     for r in sorted(rows, key=lambda r: (r["backend"], r["rw"], r["depth"], r["queues"],
                                          r["workers"], order.get(r["target"], 9))):
         def f(v):
             return "" if v is None else "%.2f" % v
-        lines.append("| %s | %s | %d | %d | %s | %s | %d | %.1f | %.1f | %.2f | %s | %s | %s |" % (
-            r["backend"], r["rw"], r["depth"], r["queues"], r["workers"], r["target"],
-            r["iops"], r["p50_us"], r["p99_us"], r["serving_cpu_us_per_io"],
-            f(r["iops_vs_raw"]), f(r["iops_vs_qsd"]), f(r["cpu_vs_qsd"])))
+        lines.append("| %s | %s | %d | %d | %s | %s | %d | %.1f | %.1f | %.2f | %s | %s "
+                     "| %s | %s | %s |" % (
+                         r["backend"], r["rw"], r["depth"], r["queues"], r["workers"],
+                         r["target"], r["iops"], r["p50_us"], r["p99_us"],
+                         r["serving_cpu_us_per_io"], f(r["serving_sleeps_per_io"]),
+                         f(r["driver_sleeps_per_io"]), f(r["iops_vs_raw"]),
+                         f(r["iops_vs_qsd"]), f(r["cpu_vs_qsd"])))
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,17 @@ uint64_t task_ns(const std::filesystem::path &task)
 	return f ? ns : 0;
 }
 
+// Times a task went to sleep (voluntary context switches); 0 when gone.
+uint64_t task_sleeps(const std::filesystem::path &task)
+{
+	std::ifstream f(task / "status");
+	const std::string key = "voluntary_ctxt_switches:";
+	for (std::string line; std::getline(f, line);)
+		if (line.rfind(key, 0) == 0)
+			return std::stoull(line.substr(key.size()));
+	return 0;
+}
+
 std::string task_comm(const std::filesystem::path &task)
 {
 	std::ifstream f(task / "comm");
@@ -30,24 +41,30 @@ std::string task_comm(const std::filesystem::path &task)
 	return s;
 }
 
+struct TaskSum {
+	uint64_t ns = 0;
+	uint64_t sleeps = 0;
+};
+
 // Sum over the tasks of `pid`; only_vhost: just its vhost workers.
-uint64_t tasks_ns(pid_t pid, bool only_vhost)
+TaskSum tasks_sum(pid_t pid, bool only_vhost)
 {
 	namespace fs = std::filesystem;
-	uint64_t sum = 0;
+	TaskSum sum;
 	std::error_code ec;
 	fs::path dir = fs::path("/proc") / std::to_string(pid) / "task";
 	for (const auto &e : fs::directory_iterator(dir, ec)) {
 		if (only_vhost && task_comm(e.path()).rfind("vhost-", 0) != 0)
 			continue;
-		sum += task_ns(e.path());
+		sum.ns += task_ns(e.path());
+		sum.sleeps += task_sleeps(e.path());
 	}
 	if (ec)
 		throw vblk::SysError(ec.value(), "reading " + dir.string());
 	return sum;
 }
 
-uint64_t self_rusage_ns()
+TaskSum self_rusage()
 {
 	rusage ru{};
 	vblk::check(::getrusage(RUSAGE_SELF, &ru), "getrusage");
@@ -55,18 +72,23 @@ uint64_t self_rusage_ns()
 		return static_cast<uint64_t>(t.tv_sec) * 1000000000ull +
 		       static_cast<uint64_t>(t.tv_usec) * 1000ull;
 	};
-	return ns(ru.ru_utime) + ns(ru.ru_stime);
+	return { ns(ru.ru_utime) + ns(ru.ru_stime), static_cast<uint64_t>(ru.ru_nvcsw) };
 }
+
+uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
 } // namespace
 
 CpuSample CpuMeter::sample() const
 {
 	CpuSample s;
-	uint64_t own_vhost = tasks_ns(::getpid(), true);
-	uint64_t self = self_rusage_ns();
-	s.driver_ns = self > own_vhost ? self - own_vhost : 0;
-	s.serving_ns = pid_ ? tasks_ns(pid_, false) : own_vhost;
+	TaskSum own_vhost = tasks_sum(::getpid(), true);
+	TaskSum self = self_rusage();
+	s.driver_ns = minus(self.ns, own_vhost.ns);
+	s.driver_sleeps = minus(self.sleeps, own_vhost.sleeps);
+	TaskSum serving = pid_ ? tasks_sum(pid_, false) : own_vhost;
+	s.serving_ns = serving.ns;
+	s.serving_sleeps = serving.sleeps;
 	return s;
 }
 

@@ -264,7 +264,7 @@ int run(const Options &o)
 		auto c0 = meter.sample();
 		Run r{ t->measure(w), {} };
 		auto c1 = meter.sample();
-		r.cpu = { c1.serving_ns - c0.serving_ns, c1.driver_ns - c0.driver_ns };
+		r.cpu = c1 - c0;
 		ok &= r.res.ok();
 		runs.push_back(std::move(r));
 		w.seed++;
@@ -275,9 +275,10 @@ int run(const Options &o)
 	const bool raw = o.target == "raw";
 	auto per_io = [](uint64_t ns, uint64_t ops) { return ops ? ns / 1000.0 / ops : 0.0; };
 	nlohmann::json jr = nlohmann::json::array();
-	std::vector<double> iops, p50, p99, mean, scpu, dcpu;
+	std::vector<double> iops, p50, p99, mean, scpu, dcpu, ssleep, dsleep;
 	for (const Run &r : runs) {
 		uint64_t serving = raw ? r.cpu.driver_ns : r.cpu.serving_ns;
+		uint64_t serving_sleeps = raw ? r.cpu.driver_sleeps : r.cpu.serving_sleeps;
 		jr.push_back(nlohmann::json{ { "iops", r.res.iops() },
 			       { "ops", r.res.ops },
 			       { "errors", r.res.errors },
@@ -286,13 +287,18 @@ int run(const Options &o)
 			       { "p99_us", r.res.latency.p99_us },
 			       { "mean_us", r.res.latency.mean_us },
 			       { "serving_cpu_s", serving / 1e9 },
-			       { "driver_cpu_s", r.cpu.driver_ns / 1e9 } });
+			       { "driver_cpu_s", r.cpu.driver_ns / 1e9 },
+			       { "serving_sleeps", serving_sleeps },
+			       { "driver_sleeps", r.cpu.driver_sleeps } });
 		iops.push_back(r.res.iops());
 		p50.push_back(r.res.latency.p50_us);
 		p99.push_back(r.res.latency.p99_us);
 		mean.push_back(r.res.latency.mean_us);
 		scpu.push_back(per_io(serving, r.res.ops));
 		dcpu.push_back(per_io(r.cpu.driver_ns, r.res.ops));
+		auto ratio = [](uint64_t n, uint64_t ops) { return ops ? double(n) / ops : 0.0; };
+		ssleep.push_back(ratio(serving_sleeps, r.res.ops));
+		dsleep.push_back(ratio(r.cpu.driver_sleeps, r.res.ops));
 	}
 	nlohmann::json out{
 		{ "target", o.target },
@@ -318,7 +324,11 @@ int run(const Options &o)
 		    { "p99_us", median(p99) },
 		    { "mean_us", median(mean) },
 		    { "serving_cpu_us_per_io", median(scpu) },
-		    { "driver_cpu_us_per_io", median(dcpu) } } },
+		    { "driver_cpu_us_per_io", median(dcpu) },
+		    // Sleeps (voluntary context switches) per I/O: each is
+		    // a wake-up; raw's are the submitting threads'.
+		    { "serving_sleeps_per_io", median(ssleep) },
+		    { "driver_sleeps_per_io", median(dsleep) } } },
 		{ "ok", ok },
 	};
 	if (!ok)
@@ -340,10 +350,12 @@ int run(const Options &o)
 				    r["p99_us"].get<double>(), r["serving_cpu_s"].get<double>());
 		const auto &m = out["median"];
 		std::printf("median %10.0f IOPS  p50 %8.1f us  p99 %8.1f us  serving CPU %.2f us/IO  "
-			    "driver CPU %.2f us/IO  %s\n",
+			    "driver CPU %.2f us/IO  sleeps/IO serving %.2f driver %.2f  %s\n",
 			    m["iops"].get<double>(), m["p50_us"].get<double>(), m["p99_us"].get<double>(),
 			    m["serving_cpu_us_per_io"].get<double>(),
-			    m["driver_cpu_us_per_io"].get<double>(), ok ? "OK" : "ERRORS");
+			    m["driver_cpu_us_per_io"].get<double>(),
+			    m["serving_sleeps_per_io"].get<double>(),
+			    m["driver_sleeps_per_io"].get<double>(), ok ? "OK" : "ERRORS");
 	}
 	return ok ? exit_ok : exit_failed_io;
 }
