@@ -472,7 +472,7 @@ static long vhost_blk_get_vring_stats(struct vhost_blk *blk, void __user *argp)
 	st.attached = !!data_race(vhost_vq_get_backend(&bvq->vq));
 	/* As the counters: a snapshot, written under vq->mutex. */
 	st.inflight = data_race(bvq->inflight);
-	/* As the counters: a snapshot, written under vq->mutex. */
+	/* As above; bvq->stats.poll_us itself stays 0, the window is here. */
 	st.poll_us = data_race(bvq->poll_window);
 	worker = rcu_dereference_check(bvq->vq.worker,
 				       lockdep_is_held(&blk->dev.mutex));
@@ -535,8 +535,13 @@ static void vhost_blk_reset_stats(struct vhost_blk *blk)
 {
 	unsigned int i;
 
-	for (i = 0; i < blk->nvqs; i++)
+	for (i = 0; i < blk->nvqs; i++) {
 		memset(&blk->vqs[i].stats, 0, sizeof(blk->vqs[i].stats));
+		/* As the core's busyloop_timeout: polling is off again. */
+		blk->vqs[i].poll_ceiling = 0;
+		blk->vqs[i].poll_window = 0;
+		blk->vqs[i].idle_since = 0;
+	}
 }
 
 static long vhost_blk_set_features(struct vhost_blk *blk, u64 features)

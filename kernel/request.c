@@ -503,25 +503,35 @@ static unsigned long vhost_blk_busy_clock(void)
  * Adaptive busy polling.  VHOST_SET_VRING_BUSYLOOP_TIMEOUT sets a ceiling
  * (microseconds, 0: off); the ring polls for a window between 0 and it,
  * adapted to the gaps the guest leaves, as QEMU's aio polling adapts its
- * poll_ns (poll-grow, poll-shrink).  The gap is measured from when a poll
- * ran out (or the ring went idle with a window of 0) to the first request
- * the worker takes after it:
+ * poll_ns (poll-grow, poll-shrink).  The gap is measured from when the ring
+ * went idle (the start of a poll that then ran out, or the moment the ring
+ * was found empty with a window of 0) to the first request the worker takes
+ * after it, as QEMU measures its block_ns:
  *
  *  - longer than the ceiling: no window would have caught it, the window
  *    halves, so an idle guest stops costing CPU after a few requests;
  *  - longer than the window, within the ceiling: the window doubles;
- *  - otherwise (the window covered it) the window stays.
+ *  - otherwise the window stays.
  *
  * A gap a poll caught needs no measure: the window covered it.  A poll
  * that stopped early (another ring's work, the scheduler, a signal) says
- * nothing about the guest and is not measured.  A new ceiling restarts the
- * window at it.  Everything here runs under vq->mutex.
+ * nothing about the guest and is not measured.  A poll that ran out while
+ * an earlier one is still unanswered (a kick with nothing in the ring, a
+ * run queued by a completion) halves the window: the guest has been quiet
+ * for two windows.  A new ceiling restarts the window at it.  Everything
+ * here runs under vq->mutex.
  */
 static void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
 {
 	bvq->poll_ceiling = bvq->vq.busyloop_timeout;
 	bvq->poll_window = bvq->poll_ceiling;
 	bvq->idle_since = 0;
+	bvq->poll_next = false;
+}
+
+static unsigned int vhost_blk_poll_halved(unsigned int window)
+{
+	return window / 2 < VHOST_BLK_POLL_MIN_US ? 0 : window / 2;
 }
 
 static void vhost_blk_poll_adapt(struct vhost_blk_vq *bvq)
@@ -535,10 +545,12 @@ static void vhost_blk_poll_adapt(struct vhost_blk_vq *bvq)
 		gap = now - bvq->idle_since;
 	bvq->idle_since = 0;
 	if (gap > bvq->poll_ceiling)
-		window = window / 2 < VHOST_BLK_POLL_MIN_US ? 0 : window / 2;
+		window = vhost_blk_poll_halved(window);
 	else if (gap > window)
-		window = clamp_t(u64, 2ULL * window, VHOST_BLK_POLL_MIN_US,
-				 bvq->poll_ceiling);
+		/* Never above the ceiling, even one below the first step. */
+		window = min_t(u64, max_t(u64, 2ULL * window,
+					  VHOST_BLK_POLL_MIN_US),
+			       bvq->poll_ceiling);
 	bvq->poll_window = window;
 }
 
@@ -584,6 +596,37 @@ static enum vhost_blk_poll_end vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
 	}
 }
 
+/*
+ * The avail ring is empty and the ring has a polling window: poll, until
+ * poll_end (set by the run's first poll), and adapt the window to what the
+ * poll saw.  Returns true when the guest made requests available.
+ */
+static bool vhost_blk_poll_idle(struct vhost_blk_vq *bvq,
+				unsigned long *poll_end)
+{
+	unsigned long idle = vhost_blk_busy_clock();
+	enum vhost_blk_poll_end why;
+
+	bvq->poll_next = false;
+	if (!*poll_end)
+		*poll_end = idle + bvq->poll_window;
+	why = vhost_blk_busy_poll(bvq, *poll_end);
+	if (why == VHOST_BLK_POLL_AVAIL) {
+		bvq->stats.poll_hits++;
+		bvq->idle_since = 0;
+		return true;
+	}
+	if (why == VHOST_BLK_POLL_EXPIRED) {
+		bvq->stats.poll_misses++;
+		if (!bvq->idle_since)
+			bvq->idle_since = idle;
+		else
+			bvq->poll_window =
+				vhost_blk_poll_halved(bvq->poll_window);
+	}
+	return false;
+}
+
 void vhost_blk_handle_kick(struct vhost_work *work)
 {
 	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
@@ -593,11 +636,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	unsigned int out, in, log_num = 0, reqs = 0;
 	struct vhost_log *log = NULL;
 	struct blk_plug plug;
-	unsigned long poll_end = 0, idle;
-	enum vhost_blk_poll_end why;
+	unsigned long poll_end = 0;
 	struct file *backend;
 	u64 start;
 	u64 bytes = 0;
+	bool polled;
 	s64 ret;
 	int head;
 
@@ -648,22 +691,14 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 				break;
 			}
 			if (bvq->poll_window) {
-				idle = vhost_blk_busy_clock();
-				bvq->poll_next = false;
-				if (!poll_end)
-					poll_end = idle + bvq->poll_window;
 				blk_finish_plug(&plug);
-				why = vhost_blk_busy_poll(bvq, poll_end);
+				polled = vhost_blk_poll_idle(bvq, &poll_end);
 				blk_start_plug(&plug);
-				if (why == VHOST_BLK_POLL_AVAIL) {
-					bvq->stats.poll_hits++;
+				if (polled)
 					continue;
-				}
-				if (why == VHOST_BLK_POLL_EXPIRED) {
-					bvq->stats.poll_misses++;
-					if (!bvq->idle_since)
-						bvq->idle_since = idle;
-				}
+				/* Reporting hit a ring error: take nothing more. */
+				if (unlikely(bvq->stopped))
+					break;
 			} else if (bvq->poll_ceiling && !bvq->idle_since) {
 				/* Measure the gap: it may be worth polling. */
 				bvq->idle_since = vhost_blk_busy_clock();

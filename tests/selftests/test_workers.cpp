@@ -389,6 +389,21 @@ TEST(busy_polling_window_follows_the_guests_gaps)
 	ASSERT_EQ(d->stats(0).poll_misses, off.poll_misses);
 	ASSERT_EQ(d->stats(0).inflight, 0u);
 
+	// A ceiling below the first growth step (4 us) is still the ceiling.
+	dev.set_vring_busyloop_timeout(0, 3);
+	for (unsigned i = 0; i < 20; i++) {
+		write_one();
+		ASSERT_TRUE(d->stats(0).poll_us <= 3);
+	}
+	// RESET_OWNER turns polling off (the core's timeout is 0 again).
+	dev.set_vring_busyloop_timeout(0, ceiling_us);
+	write_one();
+	ASSERT_EQ(d->stats(0).poll_us, ceiling_us);
+	d->reset();
+	ASSERT_EQ(d->stats(0).poll_us, 0u);
+	ASSERT_EQ(dev.get_vring_busyloop_timeout(0), 0u);
+	d->attach(b.fd());
+
 	// Every write landed, the paused ones too.
 	for (unsigned i = 0; i < n && i < 512; i++) {
 		unsigned last = i + (n - 1 - i) / 512 * 512; // the last write of slot i

@@ -86,17 +86,21 @@
  * VHOST_SET_VRING_BUSYLOOP_TIMEOUT (<linux/vhost.h>, microseconds, 0 by
  * default: off) is the ceiling of a ring's busy polling.  When the avail
  * ring runs empty, the worker completes finished requests and watches the
- * avail ring, notifications off, for up to the ring's polling window; the
- * window adapts to the gaps the guest leaves between requests, as QEMU's
- * aio polling does (poll-grow, poll-shrink): it starts at the ceiling,
- * halves after a gap longer than the ceiling (polling could not have
- * caught it), doubles (from 4 µs) after a gap longer than the window but
- * within the ceiling, and stays after a gap the window covered.  A guest
- * that idles costs no polling within a few requests; one that keeps the
- * ring busy at low depth is polled for.  Polling also stops when the
- * scheduler wants the CPU or other work (another ring) is queued on the
- * worker.  Setting the value (again) restarts the window at it.
- * VHOST_BLK_GET_VRING_STATS reports the window and its hits and misses.
+ * avail ring, notifications off, for up to the ring's polling window.  The
+ * window adapts to the gaps the guest leaves between requests (from the
+ * ring going idle to its next request), as QEMU's aio polling does
+ * (poll-grow, poll-shrink): it starts at the ceiling, halves after a gap
+ * longer than the ceiling (polling could not have caught it) or a second
+ * poll that runs out with no request in between, doubles (from 4 us, never
+ * above the ceiling) after a gap longer than the window but within the
+ * ceiling, and stays otherwise.  A guest that idles costs no polling within
+ * a few requests; one that keeps the ring busy at low depth is polled for.
+ * Polling also stops when the scheduler wants the CPU or other work
+ * (another ring) is queued on the worker.  Setting a different value, or
+ * attaching the ring, restarts the window at the ceiling; RESET_OWNER sets
+ * both to 0.  VHOST_BLK_GET_VRING_STATS reports the window and its hits
+ * and misses (a module from before adaptive polling reports 0 for all
+ * three).
  */
 
 /*
@@ -204,13 +208,13 @@ struct vhost_blk_vring_stats {
 				 */
 	__u64 poll_us;		/* the ring's busy-polling window now, in
 				 * microseconds: adapted between 0 and the
-				 * VHOST_SET_VRING_BUSYLOOP_TIMEOUT set (below)
+				 * VHOST_SET_VRING_BUSYLOOP_TIMEOUT set (above)
 				 */
 	__u64 poll_hits;	/* polls that found the guest's next request
 				 * (it needed no kick)
 				 */
 	__u64 poll_misses;	/* polls that ran their whole window and
-				 * found nothing: the worker slept
+				 * found no request
 				 */
 };
 
