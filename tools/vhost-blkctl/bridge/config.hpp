@@ -14,11 +14,15 @@
 
 namespace bridge {
 
+// The largest busy-polling ceiling `serve --poll-us` and `poll --us` take.
+inline constexpr unsigned max_poll_us = 100000;
+
 struct DiskParams {
 	unsigned queues = 1;
 	bool read_only = false;
-	// Busy polling of idle rings, microseconds (0: off), set on every
-	// ring before it starts.
+	// The ceiling of the rings' adaptive busy polling, microseconds (0:
+	// off, at most max_poll_us), set on every ring before it starts and
+	// on every ring at once when it changes (Disk::set_poll).
 	unsigned poll_us = 0;
 	// The guest's logical block size in bytes (VHOST_BLK_SET_BLOCK_SIZE);
 	// 0: the backend's.  Below the backend's the kernel emulates the small

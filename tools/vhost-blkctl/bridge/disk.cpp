@@ -5,6 +5,7 @@
 #include <vblk/cpu_list.hpp>
 #include <vblk/error.hpp>
 
+#include <algorithm>
 #include <unistd.h>
 
 namespace bridge {
@@ -104,6 +105,7 @@ void Disk::disconnect(const std::string &reason)
 			for (auto &v : last_vqs_) {
 				v.started = v.attached = v.stopped = false;
 				v.inflight = 0;
+				v.poll_us = 0;	// no ring polls now
 			}
 		} catch (const std::exception &) {
 			last_vqs_.clear();
@@ -127,7 +129,7 @@ control::DiskStatus Disk::status()
 	s.block_size = guest_block_size(backend_.info(), ctx_.params);
 	s.queues = opts_.params.queues;
 	s.read_only = opts_.params.read_only;
-	s.poll_us = opts_.params.poll_us;
+	s.poll_us = ctx_.params.poll_us;
 	s.connected = session_ && session_->owned();
 	s.connections = connections_;
 	s.features = session_ ? session_->acked_features() : 0;
@@ -165,6 +167,8 @@ control::DiskStatus Disk::status()
 	for (unsigned vq = 0; vq < opts_.params.queues; vq++) {
 		control::VqStatus v;
 		v.index = vq;
+		// The module reports polling; no ring has polled yet.
+		v.poll_us = v.poll_hits = v.poll_misses = 0;
 		if (s.connected) {
 			v.started = session_->ring_started(vq);
 			try {
@@ -190,6 +194,13 @@ control::DiskStatus Disk::status()
 				v.batches = k.batches;
 				v.throttled = k.throttled;
 				v.fua_writes = k.fua_writes;
+				// The kernel takes a new ceiling at the ring's next
+				// request: until then its window may still be above
+				// a ceiling just lowered, which it will never poll
+				// for again.
+				v.poll_us = std::min<uint64_t>(k.poll_us, ctx_.params.poll_us);
+				v.poll_hits = k.poll_hits;
+				v.poll_misses = k.poll_misses;
 			} catch (const vblk::SysError &e) {
 				throw control::RequestError("device-error", e.what());
 			}
@@ -276,6 +287,28 @@ void Disk::set_cpus(std::optional<unsigned> worker, const std::string &cpus)
 		throw control::RequestError("invalid-argument", e.what());
 	}
 	replace_plan(std::move(p));
+}
+
+void Disk::set_poll(unsigned us)
+{
+	if (us > max_poll_us)
+		throw control::RequestError("invalid-argument",
+					    "poll " + std::to_string(us) + " us out of range (0-" +
+						    std::to_string(max_poll_us) + ")");
+	unsigned old = ctx_.params.poll_us;
+	if (session_) {
+		try {
+			session_->apply_poll(us);
+		} catch (const vblk::SysError &e) {
+			try {
+				session_->apply_poll(old);
+			} catch (const std::exception &) {
+			}
+			throw control::RequestError("device-error", e.what());
+		}
+	}
+	ctx_.params.poll_us = opts_.params.poll_us = us;
+	ctx_.log(us ? "polling: up to " + std::to_string(us) + " us per ring" : "polling: off");
 }
 
 } // namespace bridge

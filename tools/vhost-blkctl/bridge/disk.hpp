@@ -46,6 +46,10 @@ public:
 	void assign(unsigned vq, unsigned worker) override;
 	void set_policy(const std::string &policy) override;
 	void set_cpus(std::optional<unsigned> worker, const std::string &cpus) override;
+	// Every ring's ceiling now; kept as the disk's poll_us, which rings
+	// of later connections (and restarted rings) are given before they
+	// start.  A kernel error puts the old ceiling back.
+	void set_poll(unsigned us) override;
 
 private:
 	void handle_one();

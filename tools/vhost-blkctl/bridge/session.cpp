@@ -342,6 +342,14 @@ void Session::apply_workers(const WorkerPlan &plan)
 	workers_.apply(*dev_, plan);
 }
 
+void Session::apply_poll(unsigned us)
+{
+	if (!owned_)
+		return;
+	for (unsigned i = 0; i < rings_.size(); i++)
+		dev_->set_vring_busyloop_timeout(i, us);
+}
+
 void Session::reset(bool keep_owner)
 {
 	stop();

@@ -94,6 +94,9 @@ public:
 	const WorkerSet &workers() const noexcept { return workers_; }
 	// Applies a worker plan now (when owned; otherwise at SET_OWNER).
 	void apply_workers(const WorkerPlan &plan);
+	// Sets the busy-polling ceiling of every ring now (when owned; rings
+	// started later take the disk's poll_us).
+	void apply_poll(unsigned us);
 
 private:
 	struct Ring {

@@ -31,6 +31,7 @@ void setup_cli(CLI::App &app, Options &o)
 	setup_status(app, o);
 	setup_workers(app, o);
 	setup_assign(app, o);
+	setup_poll(app, o);
 	setup_info(app, o);
 }
 
@@ -46,6 +47,8 @@ int run_command(const Options &o)
 		return run_workers(o);
 	if (o.command == "assign")
 		return run_assign(o);
+	if (o.command == "poll")
+		return run_poll(o);
 	if (o.command == "info")
 		return run_info(o);
 	throw CliError(exit_usage, "no command");

@@ -95,6 +95,11 @@ struct AssignOptions : DiskRef {
 	bool json = false;
 };
 
+struct PollOptions : DiskRef {
+	unsigned us = 0;	// the busy-polling ceiling; 0: off
+	bool json = false;
+};
+
 struct InfoOptions {
 	std::string device = "/dev/vhost-blk";
 	bool json = false;
@@ -108,6 +113,7 @@ struct Options {
 	StatusOptions status;
 	WorkersOptions workers;
 	AssignOptions assign;
+	PollOptions poll;
 	InfoOptions info;
 };
 
@@ -124,6 +130,7 @@ void setup_list(CLI::App &app, Options &o);
 void setup_status(CLI::App &app, Options &o);
 void setup_workers(CLI::App &app, Options &o);
 void setup_assign(CLI::App &app, Options &o);
+void setup_poll(CLI::App &app, Options &o);
 void setup_info(CLI::App &app, Options &o);
 // The whole command line: global options and every subcommand.
 void setup_cli(CLI::App &app, Options &o);
@@ -133,6 +140,7 @@ int run_list(const Options &o);
 int run_status(const Options &o);
 int run_workers(const Options &o);
 int run_assign(const Options &o);
+int run_poll(const Options &o);
 int run_info(const Options &o);
 // Runs o.command; throws CliError.
 int run_command(const Options &o);

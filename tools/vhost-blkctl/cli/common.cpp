@@ -165,13 +165,29 @@ std::string human_bytes(uint64_t n)
 	return buf;
 }
 
+namespace {
+
+// A ring's busy polling in one cell: window (µs) / hits / misses; "-"
+// when its owner does not report it (a QEMU-owned disk).
+std::string poll_cell(const control::VqStatus &v)
+{
+	if (!v.poll_us || !v.poll_hits || !v.poll_misses)
+		return "-";
+	return std::to_string(*v.poll_us) + "us/" + std::to_string(*v.poll_hits) + "/" +
+	       std::to_string(*v.poll_misses);
+}
+
+} // namespace
+
 void print_status(std::ostream &os, const control::DiskStatus &s)
 {
 	os << "disk " << s.name << (s.pid ? " (pid " + std::to_string(*s.pid) + ")" : "") << "\n"
 	   << "  backend   " << s.backend << ", " << human_bytes(s.size_bytes) << ", "
 	   << s.block_size << "-byte blocks" << (s.read_only ? ", read-only" : "") << "\n"
 	   << "  socket    " << s.socket << "\n"
-	   << (s.poll_us ? "  polling   " + std::to_string(s.poll_us) + " us per idle ring\n" : "")
+	   << (s.poll_us ? "  polling   up to " + std::to_string(s.poll_us) +
+				   " us per idle ring, adaptive (POLL: window us/hits/misses)\n"
+			 : "")
 	   << "  serial    " << s.serial << "\n"
 	   << "  frontend  " << (s.connected ? "connected" : "none") << " (" << s.connections
 	   << " connection" << (s.connections == 1 ? "" : "s") << " so far)\n";
@@ -205,7 +221,7 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 	   << "STARTED" << std::setw(9) << "INFLIGHT" << std::right << std::setw(10) << "READS"
 	   << std::setw(10) << "WRITES" << std::setw(9) << "FLUSHES" << std::setw(8) << "OTHER"
 	   << std::setw(12) << "READ" << std::setw(12) << "WRITTEN" << std::setw(8) << "ERRORS"
-	   << std::setw(11) << "THROTTLED" << "\n";
+	   << std::setw(11) << "THROTTLED" << std::setw(16) << "POLL" << "\n";
 	for (const auto &v : s.vqs) {
 		uint64_t other = v.total_requests() - v.requests[0] - v.requests[1] - v.requests[2];
 		os << "  " << std::left << std::setw(4) << v.index << std::setw(8)
@@ -215,7 +231,7 @@ void print_status(std::ostream &os, const control::DiskStatus &s)
 		   << std::setw(9) << v.requests[2] << std::setw(8) << other << std::setw(12)
 		   << human_bytes(v.bytes[0]) << std::setw(12) << human_bytes(v.bytes[1])
 		   << std::setw(8) << v.status_ioerr + v.malformed << std::setw(11) << v.throttled
-		   << (v.stopped ? "  STOPPED" : "") << "\n";
+		   << std::setw(16) << poll_cell(v) << (v.stopped ? "  STOPPED" : "") << "\n";
 	}
 	for (const auto &v : s.vqs)
 		if (v.stopped)

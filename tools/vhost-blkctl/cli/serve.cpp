@@ -84,9 +84,10 @@ void setup_serve(CLI::App &app, Options &o)
 			"of partial blocks)")
 		->check(CLI::IsMember({ 512, 1024, 2048, 4096 }));
 	sub->add_option("--poll-us", s.poll_us,
-			"Busy-poll idle rings this long (microseconds; lower latency at low "
-			"queue depth for CPU time)")
-		->check(CLI::Range(0, 100000));
+			"Busy-poll idle rings for up to this long (microseconds, the ceiling "
+			"of each ring's adaptive window; lower latency at low queue depth "
+			"for CPU time)")
+		->check(CLI::Range(0u, bridge::max_poll_us));
 	sub->add_option("--socket-owner", s.socket_owner,
 			"Owner of the vhost-user socket (user name or uid; default: ours)");
 	sub->add_option("--socket-group", s.socket_group,

@@ -36,12 +36,12 @@ _vhost_blkctl()
 		cword=$COMP_CWORD
 	fi
 
-	local commands="serve list status workers assign info"
+	local commands="serve list status workers assign poll info"
 	local cmd="" i
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
 		--run-dir) ((i++)) ;;
-		serve | list | status | workers | assign | info)
+		serve | list | status | workers | assign | poll | info)
 			cmd=${words[i]}
 			break
 			;;
@@ -75,7 +75,7 @@ _vhost_blkctl()
 		return
 		;;
 	--name | --serial | --queues | --workers | --map | --count | --vq | --worker | --id | \
-		--poll-us | --cpus | --worker-cpus | \
+		--poll-us | --us | --cpus | --worker-cpus | \
 		--socket-mode)
 		return
 		;;
@@ -102,9 +102,10 @@ _vhost_blkctl()
 	status) opts="--qmp --id --json --run-dir --help" ;;
 	workers) opts="--qmp --id --count --cpus --worker --json --run-dir --help" ;;
 	assign) opts="--qmp --id --vq --worker --policy --json --run-dir --help" ;;
+	poll) opts="--qmp --id --us --json --run-dir --help" ;;
 	esac
 
-	if [[ $cur != -* && ($cmd == status || $cmd == workers || $cmd == assign) ]]; then
+	if [[ $cur != -* && ($cmd == status || $cmd == workers || $cmd == assign || $cmd == poll) ]]; then
 		# The disk name is the first positional argument, unless the
 		# disk is QEMU's (--qmp SOCKET --id DEVICE).
 		local have_name="" j
@@ -114,7 +115,7 @@ _vhost_blkctl()
 				have_name=1
 				((j++))
 				;;
-			--run-dir | --count | --cpus | --vq | --worker | --policy) ((j++)) ;;
+			--run-dir | --count | --cpus | --vq | --worker | --policy | --us) ((j++)) ;;
 			-*) ;;
 			*) have_name=1 ;;
 			esac

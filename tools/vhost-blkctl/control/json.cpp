@@ -27,7 +27,7 @@ const char *const disk_keys[] = {
 const char *const vq_keys[] = {
 	"index",  "worker", "worker_id", "started",   "attached", "inflight",  "requests",
 	"bytes",  "status", "bounced",   "malformed", "batches",  "stopped",   "throttled",
-	"fua_writes",
+	"fua_writes", "poll_us", "poll_hits", "poll_misses",
 };
 const char *const worker_keys[] = { "index", "kernel_id", "vqs", "tid", "cpus" };
 
@@ -131,6 +131,9 @@ void to_json(json &j, const VqStatus &v)
 		{ "stopped", v.stopped },
 		{ "throttled", v.throttled },
 		{ "fua_writes", v.fua_writes },
+		{ "poll_us", or_null(v.poll_us) },
+		{ "poll_hits", or_null(v.poll_hits) },
+		{ "poll_misses", or_null(v.poll_misses) },
 	};
 }
 
@@ -159,6 +162,9 @@ void from_json(const json &j, VqStatus &v)
 	get_opt(j, "stopped", v.stopped);
 	get_opt(j, "throttled", v.throttled);
 	get_opt(j, "fua_writes", v.fua_writes);
+	get_opt(j, "poll_us", v.poll_us);
+	get_opt(j, "poll_hits", v.poll_hits);
+	get_opt(j, "poll_misses", v.poll_misses);
 }
 
 void to_json(json &j, const WorkerStatus &w)
@@ -296,6 +302,8 @@ void apply_request(Service &svc, const json &req)
 		svc.set_cpus(worker, req["cpus"].get<std::string>());
 	} else if (cmd == "workers") {
 		svc.set_workers(get_uint(req, "count"));
+	} else if (cmd == "poll") {
+		svc.set_poll(get_uint(req, "us"));
 	} else if (cmd == "assign") {
 		if (req.contains("policy")) {
 			if (!req["policy"].is_string())

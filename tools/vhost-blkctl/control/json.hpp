@@ -6,6 +6,7 @@
 //   {"cmd":"workers","count":N}               -> {"ok":true,"status":{...}}
 //   {"cmd":"assign","vq":Q,"worker":W}        -> {"ok":true,"status":{...}}
 //   {"cmd":"assign","policy":"per-vq"}        -> {"ok":true,"status":{...}}
+//   {"cmd":"poll","us":N}                     -> {"ok":true,"status":{...}}
 //   failure                                   -> {"ok":false,"code":"invalid-argument",
 //                                                 "error":"worker 5 out of range (0-1)"}
 //

@@ -28,6 +28,13 @@ struct VqStatus {
 	uint64_t bounced = 0, malformed = 0, batches = 0;
 	uint64_t throttled = 0;		// waits for the ring's bounce budget
 	uint64_t fua_writes = 0;	// writes sent write-through (REQ_FUA)
+	// Adaptive busy polling: the window now (µs, at most the disk's
+	// poll_us), polls that found the guest's next request, polls that ran
+	// out their window.  None: the disk's owner does not report them (a
+	// QEMU-owned disk, a daemon older than these counters).
+	std::optional<uint64_t> poll_us = std::nullopt;
+	std::optional<uint64_t> poll_hits = std::nullopt;
+	std::optional<uint64_t> poll_misses = std::nullopt;
 
 	uint64_t total_requests() const noexcept;
 };
@@ -52,6 +59,8 @@ struct DiskStatus {
 	uint32_t block_size = 512;
 	unsigned queues = 1;		// the most the frontend may set up
 	bool read_only = false;
+	// The ceiling of every ring's busy polling, microseconds (0: off);
+	// each ring's window adapts below it (VqStatus::poll_us).
 	unsigned poll_us = 0;
 	bool connected = false;		// a frontend owns the device
 	uint64_t connections = 0;	// accepted since start
@@ -94,6 +103,9 @@ public:
 	// Puts the workers' threads on `cpus` (a cpulist): one logical
 	// worker, or every worker without a worker of its own.
 	virtual void set_cpus(std::optional<unsigned> worker, const std::string &cpus) = 0;
+	// The busy-polling ceiling of every ring, microseconds (0: off), now
+	// and for every ring started later.
+	virtual void set_poll(unsigned us) = 0;
 };
 
 } // namespace control

@@ -32,6 +32,10 @@ struct RingStats {
 	uint64_t bounced = 0, malformed = 0, batches = 0;
 	uint64_t throttled = 0;		// waits for the ring's bounce budget
 	uint64_t fua_writes = 0;	// writes sent write-through (REQ_FUA)
+	// Adaptive busy polling: the ring's window now (µs, between 0 and the
+	// ceiling set with set_vring_busyloop_timeout), polls that found the
+	// guest's next request, polls that ran out their window.
+	uint64_t poll_us = 0, poll_hits = 0, poll_misses = 0;
 };
 // "in", "out", "flush", "get_id", "discard", "write_zeroes",
 // "secure_erase", "other": the index of each in RingStats::requests.
@@ -58,7 +62,8 @@ public:
 	// returns it no longer writes to the previous log.
 	virtual void set_log_base(uint64_t addr) = 0;
 	virtual void set_log_fd(int fd) = 0;
-	// Busy polling of the idle ring (VHOST_SET_VRING_BUSYLOOP_TIMEOUT).
+	// The ceiling of the ring's adaptive busy polling, microseconds, 0:
+	// off (VHOST_SET_VRING_BUSYLOOP_TIMEOUT; the window restarts at it).
 	virtual void set_vring_busyloop_timeout(unsigned index, unsigned usecs) = 0;
 	// Attaches the block device to ring `index`.
 	virtual void attach_ring(unsigned index, int backend_fd) = 0;

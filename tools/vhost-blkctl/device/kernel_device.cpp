@@ -28,6 +28,9 @@ RingStats KernelDevice::ring_stats(unsigned index)
 	s.malformed = k.malformed;
 	s.batches = k.batches;
 	s.throttled = k.throttled;
+	s.poll_us = k.poll_us;
+	s.poll_hits = k.poll_hits;
+	s.poll_misses = k.poll_misses;
 	return s;
 }
 

@@ -156,6 +156,14 @@ void VhostBlkDevice::set_cpus(std::optional<unsigned>, const std::string &)
 		"place them with taskset(1) on QEMU's threads named vhost-<QEMU pid>");
 }
 
+void VhostBlkDevice::set_poll(unsigned)
+{
+	throw control::RequestError(
+		"device-error",
+		"the QEMU vhost-blk-pci device cannot change busy polling while it runs: "
+		"its ceiling is the device property poll-us (-device vhost-blk-pci,...,poll-us=N)");
+}
+
 void VhostBlkDevice::set_policy(const std::string &policy)
 {
 	// The plan's worker count is the policy's meaning, validated the way

@@ -27,7 +27,8 @@ namespace qmp {
 // VhostBlkInfo -> DiskStatus: name = id, backend = drive, socket = the
 // QMP socket, connected = started, connections = starts, vqs_source
 // "live" while started, else "none"; pid is the QEMU process.
-// max-hold-ns has no DiskStatus field and is dropped.  Throws
+// max-hold-ns has no DiskStatus field and is dropped; the rings' polling
+// window, hits and misses are not reported (null).  Throws
 // ProtocolError naming the missing or mistyped key.
 control::DiskStatus to_disk_status(const nlohmann::json &info, const std::string &socket,
 				   int pid);
@@ -49,6 +50,9 @@ public:
 	void set_policy(const std::string &policy) override;
 	// Not for a QEMU-owned disk yet: refused with a clear message.
 	void set_cpus(std::optional<unsigned> worker, const std::string &cpus) override;
+	// Refused: the device has no such command, its poll-us is a device
+	// property fixed when QEMU starts.
+	void set_poll(unsigned us) override;
 
 	const std::string &id() const noexcept { return id_; }
 

@@ -119,6 +119,7 @@ inline control::DiskStatus sample_status()
 	d.size_bytes = 1ull << 30;
 	d.block_size = 512;
 	d.queues = 2;
+	d.poll_us = 200;
 	d.connected = true;
 	d.connections = 3;
 	d.features = 0x130000a54ull;
@@ -138,6 +139,9 @@ inline control::DiskStatus sample_status()
 	v0.bytes[1] = 1228800;
 	v0.status_ok = 1505;
 	v0.batches = 900;
+	v0.poll_us = 64;
+	v0.poll_hits = 1180;
+	v0.poll_misses = 37;
 	v1.index = 1;
 	v1.worker = 1;
 	v1.worker_id = 8;
@@ -151,6 +155,9 @@ inline control::DiskStatus sample_status()
 	v1.stopped = true;
 	v1.throttled = 5;
 	v1.fua_writes = 10;
+	v1.poll_us = 0;
+	v1.poll_hits = 2;
+	v1.poll_misses = 9;
 	d.vqs = { v0, v1 };
 	d.vqs_source = "live";
 	return d;
@@ -167,6 +174,13 @@ struct FakeService : control::Service {
 	void set_cpus(std::optional<unsigned> w, const std::string &cpus) override
 	{
 		cpus_asked = (w ? std::to_string(*w) : std::string("all")) + " " + cpus;
+	}
+	// The ceiling asked for last; the status then reports it.
+	std::optional<unsigned> poll_asked;
+	void set_poll(unsigned us) override
+	{
+		poll_asked = us;
+		s.poll_us = us;
 	}
 };
 

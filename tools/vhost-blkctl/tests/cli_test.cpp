@@ -103,6 +103,7 @@ TEST(Cli, reporting_commands_take_json)
 	EXPECT_TRUE(parse({ "status", "d", "--json" }).status.json);
 	EXPECT_TRUE(parse({ "workers", "d", "--count", "2", "--json" }).workers.json);
 	EXPECT_TRUE(parse({ "assign", "d", "--policy", "single", "--json" }).assign.json);
+	EXPECT_TRUE(parse({ "poll", "d", "--us", "5", "--json" }).poll.json);
 	EXPECT_TRUE(parse({ "info", "--json" }).info.json);
 	EXPECT_FALSE(parse({ "list" }).list.json);
 }
@@ -159,6 +160,44 @@ TEST(Cli, assign_is_vq_with_worker_or_a_policy)
 	EXPECT_THROW(parse({ "assign", "d", "--vq", "-1", "--worker", "0" }), CLI::ParseError);
 }
 
+TEST(Cli, poll_takes_a_disk_and_a_ceiling_in_the_bounds_of_serve)
+{
+	auto o = parse({ "poll", "d", "--us", "200" });
+	EXPECT_EQ(o.command, "poll");
+	EXPECT_EQ(o.poll.name, "d");
+	EXPECT_EQ(o.poll.us, 200u);
+	EXPECT_FALSE(o.poll.json);
+	EXPECT_EQ(parse({ "poll", "d", "--us", "0" }).poll.us, 0u);
+	EXPECT_EQ(parse({ "poll", "d", "--us", "100000" }).poll.us, 100000u);
+	o = parse({ "poll", "--qmp", "/q", "--id", "v", "--us", "5" });
+	EXPECT_EQ(o.poll.qmp, "/q");
+	EXPECT_EQ(o.poll.id, "v");
+	EXPECT_THROW(parse({ "poll", "--us", "5" }), CLI::ParseError);	// no disk
+	EXPECT_THROW(parse({ "poll", "d" }), CLI::ParseError);		// no --us
+	for (const char *bad : { "-1", "100001", "4294967296", "abc", "1.5", "" })
+		EXPECT_THROW(parse({ "poll", "d", "--us", bad }), CLI::ParseError) << bad;
+}
+
+TEST(ExitCodes, bad_poll_arguments_are_2_with_a_clear_message)
+{
+	for (const std::vector<std::string> &args :
+	     { std::vector<std::string>{ "poll", "d", "--us", "100001" },
+	       std::vector<std::string>{ "poll", "d", "--us", "-5" },
+	       std::vector<std::string>{ "poll", "d" },
+	       std::vector<std::string>{ "poll", "--us", "5" } }) {
+		testing::internal::CaptureStderr();
+		EXPECT_EQ(run_main(args), exit_usage) << args.back();
+		std::string err = testing::internal::GetCapturedStderr();
+		EXPECT_TRUE(err.starts_with("vhost-blkctl: ")) << err;
+		EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+	}
+	testing::internal::CaptureStderr();
+	run_main({ "poll", "d", "--us", "100001" });
+	std::string err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("--us"), std::string::npos) << err;
+	EXPECT_NE(err.find("100000"), std::string::npos) << err;
+}
+
 TEST(Cli, admin_commands_take_a_name_or_a_qmp_socket_and_device_id)
 {
 	auto o = parse({ "status", "--qmp", "/run/vm1.qmp", "--id", "vblk0" });
@@ -182,8 +221,10 @@ TEST(Cli, admin_commands_take_a_name_or_a_qmp_socket_and_device_id)
 
 TEST(Cli, qmp_and_id_go_together_and_exclude_a_name)
 {
-	for (const char *cmd : { "status", "workers", "assign" }) {
+	for (const char *cmd : { "status", "workers", "assign", "poll" }) {
 		std::vector<std::string> tail;
+		if (std::string(cmd) == "poll")
+			tail = { "--us", "10" };
 		if (std::string(cmd) == "workers")
 			tail = { "--count", "1" };
 		if (std::string(cmd) == "assign")

@@ -94,7 +94,8 @@ TEST(Contract, missing_fields_of_an_older_daemon_are_null_and_old_encodings_conv
 {
 	TempDir d;
 	// What the daemon of the previous release sent: features a number,
-	// -1 for "none", no state, poll_us, vqs_source, stopped or throttled.
+	// -1 for "none", no state, poll_us, vqs_source, stopped, throttled or
+	// the rings' polling counters.
 	json st = current_status();
 	for (const char *k : { "state", "poll_us", "vqs_source" })
 		st.erase(k);
@@ -105,6 +106,8 @@ TEST(Contract, missing_fields_of_an_older_daemon_are_null_and_old_encodings_conv
 	for (auto &v : st["vqs"]) {
 		v.erase("stopped");
 		v.erase("throttled");
+		for (const char *k : { "poll_us", "poll_hits", "poll_misses" })
+			v.erase(k);
 	}
 	json reply = { { "ok", true }, { "status", st } };
 	{
@@ -122,6 +125,9 @@ TEST(Contract, missing_fields_of_an_older_daemon_are_null_and_old_encodings_conv
 		EXPECT_TRUE(out["vqs"][0]["worker_id"].is_null());
 		EXPECT_TRUE(out["vqs"][1]["stopped"].is_null());
 		EXPECT_TRUE(out["vqs"][1]["throttled"].is_null());
+		EXPECT_TRUE(out["vqs"][0]["poll_us"].is_null());
+		EXPECT_TRUE(out["vqs"][1]["poll_hits"].is_null());
+		EXPECT_TRUE(out["vqs"][1]["poll_misses"].is_null());
 		EXPECT_EQ(out["vqs"][1]["inflight"], 2);
 	}
 	{
@@ -129,6 +135,8 @@ TEST(Contract, missing_fields_of_an_older_daemon_are_null_and_old_encodings_conv
 		auto r = run({ "--run-dir", d.path, "status", "vm1-root" });
 		ASSERT_EQ(r.code, 0) << r.err;
 		EXPECT_NE(r.out.find("  0   -       yes"), std::string::npos) << r.out;
+		// Counters the daemon did not send are "-", not 0.
+		EXPECT_NE(r.out.find("0               -\n"), std::string::npos) << r.out;
 	}
 }
 

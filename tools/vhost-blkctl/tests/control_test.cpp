@@ -52,6 +52,10 @@ DiskStatus sample()
 	v.batches = 50;
 	v.stopped = true;
 	v.throttled = 7;
+	v.poll_us = 50;
+	v.poll_hits = 40;
+	v.poll_misses = 3;
+	d.poll_us = 100;
 	d.vqs = { VqStatus{}, v };
 	return d;
 }
@@ -75,6 +79,11 @@ struct FakeService : Service {
 	{
 		calls.push_back("cpus " + (w ? std::to_string(*w) : std::string("all")) + " " + cpus);
 	}
+	void set_poll(unsigned us) override
+	{
+		calls.push_back("poll " + std::to_string(us));
+		s.poll_us = us;
+	}
 };
 
 } // namespace
@@ -89,8 +98,17 @@ TEST(Json, status_has_stable_keys)
 	const auto &v = j["vqs"][1];
 	for (const char *k : { "index", "worker", "worker_id", "started", "attached", "inflight",
 			       "requests", "bytes", "status", "bounced", "malformed", "batches",
-			       "stopped", "throttled" })
+			       "stopped", "throttled", "fua_writes", "poll_us", "poll_hits",
+			       "poll_misses" })
 		EXPECT_TRUE(v.contains(k)) << k;
+	EXPECT_EQ(v["poll_us"], 50);
+	EXPECT_EQ(v["poll_hits"], 40);
+	EXPECT_EQ(v["poll_misses"], 3);
+	// Not reported (a QEMU-owned disk): null, not 0.
+	EXPECT_TRUE(j["vqs"][0]["poll_us"].is_null());
+	EXPECT_TRUE(j["vqs"][0]["poll_hits"].is_null());
+	EXPECT_TRUE(j["vqs"][0]["poll_misses"].is_null());
+	EXPECT_EQ(j["poll_us"], 100);
 	EXPECT_EQ(v["stopped"], true);
 	EXPECT_EQ(v["throttled"], 7);
 	EXPECT_EQ(j["vqs"][0]["stopped"], false);
@@ -120,6 +138,21 @@ TEST(Json, status_of_a_daemon_without_stopped_and_throttled_still_parses)
 	EXPECT_EQ(back.vqs[1].batches, 50u);
 }
 
+TEST(Json, a_status_without_poll_counters_parses_them_as_not_reported)
+{
+	json j = sample();
+	for (auto &v : j["vqs"])
+		for (const char *k : { "poll_us", "poll_hits", "poll_misses" })
+			v.erase(k);
+	auto back = j.get<DiskStatus>();
+	EXPECT_FALSE(back.vqs[1].poll_us);
+	EXPECT_FALSE(back.vqs[1].poll_hits);
+	EXPECT_FALSE(back.vqs[1].poll_misses);
+	auto norm = normalize_disk(j);
+	EXPECT_TRUE(norm["vqs"][1]["poll_us"].is_null());
+	EXPECT_TRUE(norm["vqs"][1]["poll_misses"].is_null());
+}
+
 TEST(Request, status_workers_assign_policy)
 {
 	FakeService svc;
@@ -133,6 +166,16 @@ TEST(Request, status_workers_assign_policy)
 	EXPECT_TRUE(handle_request(svc, R"({"cmd":"workers","cpus":"3","worker":1})")["ok"]);
 	EXPECT_EQ(svc.calls, (std::vector<std::string>{ "workers 2", "assign 1 0", "policy per-vq",
 							"cpus all 0-1", "cpus 1 3" }));
+}
+
+TEST(Request, poll_sets_the_ceiling_and_answers_the_new_status)
+{
+	FakeService svc;
+	auto r = handle_request(svc, R"({"cmd":"poll","us":200})");
+	EXPECT_TRUE(r["ok"]);
+	EXPECT_EQ(r["status"]["poll_us"], 200);
+	EXPECT_TRUE(handle_request(svc, R"({"cmd":"poll","us":0})")["ok"]);
+	EXPECT_EQ(svc.calls, (std::vector<std::string>{ "poll 200", "poll 0" }));
 }
 
 TEST(Request, refusals_carry_a_code_and_a_message)
@@ -153,7 +196,9 @@ TEST(Request, malformed_requests_are_bad_request)
 				 R"({"cmd":"assign","policy":3})",
 				 R"({"cmd":"workers","count":99999999999})",
 				 R"({"cmd":"workers","cpus":1})",
-				 R"({"cmd":"workers","cpus":"1","worker":-1})" }) {
+				 R"({"cmd":"workers","cpus":"1","worker":-1})",
+				 R"({"cmd":"poll"})", R"({"cmd":"poll","us":-1})",
+				 R"({"cmd":"poll","us":"200"})", R"({"cmd":"poll","us":1.5})" }) {
 		auto r = handle_request(svc, bad);
 		EXPECT_FALSE(r["ok"]) << bad;
 		EXPECT_EQ(r["code"], "bad-request") << bad;
@@ -187,6 +232,20 @@ TEST(RunDir, names)
 	EXPECT_FALSE(valid_name(std::string(65, 'a')));
 }
 
+namespace {
+
+// `req` sent to `svc` served as disk1 in `dir`: the reply.
+json ask_over_socket(const std::string &dir, Service &svc, const json &req)
+{
+	Server srv(socket_path(dir, "disk1"), svc);
+	std::thread t([&] { srv.on_readable(); });
+	auto r = request(socket_path(dir, "disk1"), req);
+	t.join();
+	return r;
+}
+
+} // namespace
+
 TEST(Socket, client_and_server_round_trip_and_list_finds_it)
 {
 	TempDir d;
@@ -198,6 +257,18 @@ TEST(Socket, client_and_server_round_trip_and_list_finds_it)
 	EXPECT_TRUE(r["ok"]);
 	EXPECT_EQ(r["status"].get<DiskStatus>().name, "vm1-root");
 	EXPECT_EQ(list_names(d.path), (std::vector<std::string>{ "disk1" }));
+}
+
+TEST(Socket, poll_travels_the_socket_and_the_reply_has_the_new_ceiling)
+{
+	TempDir d;
+	FakeService svc;
+	auto r = ask_over_socket(d.path, svc, { { "cmd", "poll" }, { "us", 250 } });
+	ASSERT_TRUE(r["ok"]) << r.dump();
+	EXPECT_EQ(svc.calls, (std::vector<std::string>{ "poll 250" }));
+	auto s = r["status"].get<DiskStatus>();
+	EXPECT_EQ(s.poll_us, 250u);
+	EXPECT_EQ(s.vqs[1].poll_us, 50u);
 }
 
 TEST(Socket, server_removes_its_socket)

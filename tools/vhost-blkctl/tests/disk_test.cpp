@@ -47,6 +47,13 @@ struct DiskHarness {
 		peer = sv[0];
 		disk->on_connect(vblk::UniqueFd(sv[1]));
 	}
+	// The frontend closes its end; the disk sees it and disconnects.
+	void hang_up()
+	{
+		::close(peer);
+		peer = -1;
+		disk->on_readable();
+	}
 	void raw(const std::vector<uint8_t> &b, std::vector<int> fds = {})
 	{
 		struct iovec iov = { const_cast<uint8_t *>(b.data()), b.size() };
@@ -102,6 +109,17 @@ struct DiskHarness {
 	}
 };
 
+// The code of the control::RequestError `f` throws; "" when it throws none.
+template <typename F> std::string refusal(F f)
+{
+	try {
+		f();
+	} catch (const control::RequestError &e) {
+		return e.code();
+	}
+	return "";
+}
+
 } // namespace
 
 TEST(Disk, malformed_message_closes_the_connection_and_resets_the_device)
@@ -124,9 +142,7 @@ TEST(Disk, vanishing_frontend_drains_its_rings_and_the_next_one_is_served)
 	DiskHarness h;
 	h.connect();
 	h.bring_up();
-	::close(h.peer);
-	h.peer = -1;
-	h.disk->on_readable();
+	h.hang_up();
 	EXPECT_FALSE(h.disk->connected());
 	EXPECT_FALSE(h.st.rings[0].attached);
 	int opened = h.st.opened;
@@ -231,9 +247,7 @@ TEST(Disk, status_reports_a_stopped_ring_and_its_throttled_count)
 	EXPECT_TRUE(s.vqs[1].stopped);
 	EXPECT_EQ(s.vqs[1].throttled, 9u);
 	// The last connection's counters stay, its rings' state does not.
-	::close(h.peer);
-	h.peer = -1;
-	h.disk->on_readable();
+	h.hang_up();
 	s = h.disk->status();
 	ASSERT_EQ(s.vqs_source, "last-connection");
 	EXPECT_FALSE(s.vqs[1].stopped);
@@ -247,9 +261,7 @@ TEST(Disk, status_keeps_the_last_connection_s_counters_until_the_next_one)
 	h.connect();
 	h.bring_up();
 	EXPECT_EQ(h.disk->status().vqs_source, "live");
-	::close(h.peer);
-	h.peer = -1;
-	h.disk->on_readable();
+	h.hang_up();
 	auto s = h.disk->status();
 	EXPECT_FALSE(s.connected);
 	EXPECT_EQ(s.vqs_source, "last-connection");
@@ -363,6 +375,109 @@ TEST(Disk, kernel_refusing_a_worker_change_keeps_the_old_plan)
 		EXPECT_EQ(e.code(), "device-error");
 	}
 	EXPECT_EQ(h.disk->status().policy, "single");
+}
+
+TEST(Disk, poll_is_applied_on_every_ring_now_and_kept_for_the_next_connection)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();	// ring 0 started, ring 1 not set up
+	h.st.calls.clear();
+	h.disk->set_poll(200);
+	EXPECT_EQ(h.st.calls, (std::vector<std::string>{ "set_vring_busyloop_timeout(0)",
+							 "set_vring_busyloop_timeout(1)" }));
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 200u);
+	EXPECT_EQ(h.st.rings[1].busyloop_us, 200u);
+	EXPECT_EQ(h.disk->status().poll_us, 200u);
+
+	// A new connection opens a new device (ceiling 0): its rings get 200
+	// before they start.
+	h.hang_up();
+	EXPECT_FALSE(h.disk->connected());
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 200u);	// the closed device's
+	h.connect();
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 0u);
+	h.st.calls.clear();
+	h.bring_up();
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 200u);
+	long set = position(h.st.calls, "set_vring_busyloop_timeout(0)");
+	ASSERT_GE(set, 0);
+	EXPECT_LT(set, position(h.st.calls, "attach_ring(0)"));
+	EXPECT_EQ(h.disk->status().poll_us, 200u);
+}
+
+TEST(Disk, a_ring_restarted_after_a_poll_change_starts_with_the_new_ceiling)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	h.disk->set_poll(75);
+	h.send(state(Request::get_vring_base, 0, 0));
+	EXPECT_FALSE(h.st.rings[0].attached);
+	h.st.rings[0].busyloop_us = 0;	// as if a reset had cleared it
+	h.st.calls.clear();
+	h.send(file(Request::set_vring_kick, 0));
+	EXPECT_TRUE(h.st.rings[0].attached);
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 75u);
+	EXPECT_LT(position(h.st.calls, "set_vring_busyloop_timeout(0)"),
+		  position(h.st.calls, "attach_ring(0)"));
+}
+
+TEST(Disk, poll_0_turns_polling_off_on_every_ring)
+{
+	DiskHarness h;
+	h.disk->set_poll(300);	// no frontend: kept for the rings to come
+	EXPECT_TRUE(h.st.calls.empty());
+	h.connect();
+	h.bring_up();
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 300u);
+	h.disk->set_poll(0);
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 0u);
+	EXPECT_EQ(h.st.rings[1].busyloop_us, 0u);
+	EXPECT_EQ(h.disk->status().poll_us, 0u);
+}
+
+TEST(Disk, poll_out_of_range_or_refused_by_the_kernel_keeps_the_old_ceiling)
+{
+	DiskHarness h;
+	h.connect();
+	h.bring_up();
+	h.disk->set_poll(100);
+	EXPECT_EQ(refusal([&] { h.disk->set_poll(bridge::max_poll_us + 1); }), "invalid-argument");
+	h.st.fail["set_vring_busyloop_timeout"] = EFAULT;
+	EXPECT_EQ(refusal([&] { h.disk->set_poll(5); }), "device-error");
+	h.st.fail.clear();
+	EXPECT_EQ(h.disk->status().poll_us, 100u);
+	EXPECT_EQ(h.st.rings[0].busyloop_us, 100u);
+}
+
+TEST(Disk, status_reports_each_ring_s_polling_window_and_its_hits_and_misses)
+{
+	DiskHarness h;
+	auto idle = h.disk->status();
+	EXPECT_EQ(idle.vqs[0].poll_us, 0u);	// the module reports them: 0, not unknown
+	EXPECT_EQ(idle.vqs[0].poll_hits, 0u);
+	h.connect();
+	h.bring_up();
+	h.disk->set_poll(100);
+	h.st.rings[0].poll_window = 32;
+	h.st.rings[0].poll_hits = 77;
+	h.st.rings[0].poll_misses = 5;
+	// Ring 1 has not run since the ceiling went down to 100: the kernel
+	// still reports its old window, which it will not poll for again.
+	h.st.rings[1].poll_window = 400;
+	auto s = h.disk->status();
+	EXPECT_EQ(s.vqs[0].poll_us, 32u);
+	EXPECT_EQ(s.vqs[0].poll_hits, 77u);
+	EXPECT_EQ(s.vqs[0].poll_misses, 5u);
+	EXPECT_EQ(s.vqs[1].poll_us, 100u);
+	// The last connection's counters stay; no ring polls now.
+	h.hang_up();
+	s = h.disk->status();
+	ASSERT_EQ(s.vqs_source, "last-connection");
+	EXPECT_EQ(s.vqs[0].poll_us, 0u);
+	EXPECT_EQ(s.vqs[0].poll_hits, 77u);
+	EXPECT_EQ(s.vqs[0].poll_misses, 5u);
 }
 
 TEST(Disk, plan_set_while_disconnected_applies_at_set_owner)

@@ -31,6 +31,8 @@ struct Ring {
 	uint64_t throttled = 0;
 	unsigned worker = 0;
 	unsigned busyloop_us = 0;
+	// What ring_stats() reports of busy polling (set by a test).
+	uint64_t poll_window = 0, poll_hits = 0, poll_misses = 0;
 };
 
 // Shared between the test and every device a factory made.
@@ -175,6 +177,9 @@ public:
 		st.attached = ring(i).attached;
 		st.stopped = ring(i).stopped;
 		st.throttled = ring(i).throttled;
+		st.poll_us = ring(i).poll_window;
+		st.poll_hits = ring(i).poll_hits;
+		st.poll_misses = ring(i).poll_misses;
 		st.requests[0] = 10 + i;
 		st.requests[1] = 20 + i;
 		st.bytes[0] = 4096 * (10 + i);

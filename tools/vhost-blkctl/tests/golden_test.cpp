@@ -84,6 +84,11 @@ TEST(Golden, assign)
 	expect_disk_command("assign", { "assign", "vm1-root", "--vq", "1", "--worker", "1" });
 }
 
+TEST(Golden, poll)
+{
+	expect_disk_command("poll", { "poll", "vm1-root", "--us", "50" });
+}
+
 TEST(Golden, status_of_a_disk_waiting_for_its_first_frontend)
 {
 	for (bool json : { false, true }) {
@@ -97,6 +102,9 @@ TEST(Golden, status_of_a_disk_waiting_for_its_first_frontend)
 		svc.s.policy = "single";
 		svc.s.vqs = { control::VqStatus{}, control::VqStatus{} };
 		svc.s.vqs[1].index = 1;
+		for (auto &v : svc.s.vqs)	// what serve reports before any ring ran
+			v.poll_us = v.poll_hits = v.poll_misses = 0;
+		svc.s.poll_us = 0;
 		svc.s.vqs_source = "none";
 		FakeDaemon daemon(d.path, "vm1-root", svc);
 		std::vector<std::string> a = { "--run-dir", d.path, "status", "vm1-root" };

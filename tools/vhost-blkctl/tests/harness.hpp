@@ -6,6 +6,7 @@
 #include "bridge/session.hpp"
 #include "fake_device.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <linux/vhost.h>
 #include <sys/eventfd.h>
@@ -124,5 +125,12 @@ struct SessionHarness {
 		send(file(Request::set_vring_call, index));
 	}
 };
+
+// The position of call `c` in the calls the devices received (-1: none).
+inline long position(const std::vector<std::string> &calls, const std::string &c)
+{
+	auto it = std::find(calls.begin(), calls.end(), c);
+	return it == calls.end() ? -1 : it - calls.begin();
+}
 
 } // namespace harness

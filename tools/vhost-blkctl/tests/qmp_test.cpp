@@ -46,6 +46,15 @@ std::vector<json> vhost_blk_qemu(const json &cmd)
 	return { ret(cmd) };
 }
 
+// A QEMU answering as vhost_blk_qemu on a QMP socket of its own, for one
+// client.
+struct QmpSocket {
+	TempDir d;
+	std::string sock = d.path + "/qmp.sock";
+	Monitor qemu{ vhost_blk_qemu };
+	Server srv{ sock, qemu.script() };
+};
+
 int run_main(std::vector<std::string> args)
 {
 	std::vector<char *> argv;
@@ -315,6 +324,20 @@ TEST(QmpMapping, every_field_of_vhost_blk_info)
 	EXPECT_EQ(json(got).get<control::DiskStatus>().vqs[1].throttled, 57u);
 }
 
+TEST(QmpMapping, the_rings_polling_is_not_reported_null_not_zero)
+{
+	json got = qmp::to_disk_status(vhost_blk_info(), "/q", 1);
+	EXPECT_EQ(got["poll_us"], 50);	// the device's poll-us: the ceiling
+	for (const auto &v : got["vqs"])
+		for (const char *k : { "poll_us", "poll_hits", "poll_misses" }) {
+			ASSERT_TRUE(v.contains(k)) << k;
+			EXPECT_TRUE(v[k].is_null()) << k;
+		}
+	std::ostringstream table;
+	cli::print_status(table, got.get<control::DiskStatus>());
+	EXPECT_NE(table.str().find("         -\n"), std::string::npos) << table.str();
+}
+
 TEST(QmpMapping, a_device_not_started_has_no_live_counters)
 {
 	auto got = qmp::to_disk_status(vhost_blk_info(false), "/q", 1);
@@ -374,27 +397,21 @@ TEST(QmpDevice, workers_assign_and_policies_become_qmp_commands)
 
 TEST(QmpCli, status_json_is_the_disk_status_of_the_device)
 {
-	TempDir d;
-	std::string sock = d.path + "/qmp.sock";
-	Monitor qemu(vhost_blk_qemu);
-	Server srv(sock, qemu.script());
+	QmpSocket q;
 	testing::internal::CaptureStdout();
-	EXPECT_EQ(run_main({ "status", "--qmp", sock, "--id", "vblk0", "--json" }), cli::exit_ok);
+	EXPECT_EQ(run_main({ "status", "--qmp", q.sock, "--id", "vblk0", "--json" }), cli::exit_ok);
 	auto out = json::parse(testing::internal::GetCapturedStdout());
-	EXPECT_EQ(out, control::document(qmp::to_disk_status(vhost_blk_info(), sock, ::getpid())));
+	EXPECT_EQ(out, control::document(qmp::to_disk_status(vhost_blk_info(), q.sock, ::getpid())));
 }
 
 TEST(QmpCli, status_table_is_the_same_as_for_a_served_disk)
 {
-	TempDir d;
-	std::string sock = d.path + "/qmp.sock";
-	Monitor qemu(vhost_blk_qemu);
-	Server srv(sock, qemu.script());
+	QmpSocket q;
 	testing::internal::CaptureStdout();
-	EXPECT_EQ(run_main({ "status", "--qmp", sock, "--id", "vblk0" }), cli::exit_ok);
+	EXPECT_EQ(run_main({ "status", "--qmp", q.sock, "--id", "vblk0" }), cli::exit_ok);
 	std::string out = testing::internal::GetCapturedStdout();
 	std::ostringstream want;
-	cli::print_status(want, qmp::to_disk_status(vhost_blk_info(), sock, ::getpid()));
+	cli::print_status(want, qmp::to_disk_status(vhost_blk_info(), q.sock, ::getpid()));
 	EXPECT_EQ(out, want.str());
 	EXPECT_NE(out.find("disk vblk0 (pid " + std::to_string(::getpid()) + ")"),
 		  std::string::npos)
@@ -403,15 +420,12 @@ TEST(QmpCli, status_table_is_the_same_as_for_a_served_disk)
 
 TEST(QmpCli, workers_sets_the_count_then_prints_the_new_status)
 {
-	TempDir d;
-	std::string sock = d.path + "/qmp.sock";
-	Monitor qemu(vhost_blk_qemu);
-	Server srv(sock, qemu.script());
+	QmpSocket q;
 	testing::internal::CaptureStdout();
-	EXPECT_EQ(run_main({ "workers", "--qmp", sock, "--id", "vblk0", "--count", "2", "--json" }),
+	EXPECT_EQ(run_main({ "workers", "--qmp", q.sock, "--id", "vblk0", "--count", "2", "--json" }),
 		  cli::exit_ok);
 	EXPECT_EQ(json::parse(testing::internal::GetCapturedStdout())["name"], "vblk0");
-	auto cmds = qemu.commands();
+	auto cmds = q.qemu.commands();
 	ASSERT_EQ(cmds.size(), 2u);
 	EXPECT_EQ(cmds[0]["execute"], "x-vhost-blk-set-workers");
 	EXPECT_EQ(cmds[0]["arguments"], json({ { "id", "vblk0" }, { "count", 2 } }));
@@ -420,16 +434,13 @@ TEST(QmpCli, workers_sets_the_count_then_prints_the_new_status)
 
 TEST(QmpCli, assign_per_vq_sets_one_worker_per_queue)
 {
-	TempDir d;
-	std::string sock = d.path + "/qmp.sock";
-	Monitor qemu(vhost_blk_qemu);
-	Server srv(sock, qemu.script());
+	QmpSocket q;
 	testing::internal::CaptureStdout();
-	EXPECT_EQ(run_main({ "assign", "--qmp", sock, "--id", "vblk0", "--policy", "per-vq" }),
+	EXPECT_EQ(run_main({ "assign", "--qmp", q.sock, "--id", "vblk0", "--policy", "per-vq" }),
 		  cli::exit_ok);
 	testing::internal::GetCapturedStdout();
 	bool set = false;
-	for (const auto &c : qemu.commands())
+	for (const auto &c : q.qemu.commands())
 		if (c["execute"] == "x-vhost-blk-set-workers") {
 			EXPECT_EQ(c["arguments"]["count"], 2);
 			set = true;
@@ -439,32 +450,47 @@ TEST(QmpCli, assign_per_vq_sets_one_worker_per_queue)
 
 TEST(QmpCli, a_generic_error_is_rejected_with_qemus_message)
 {
-	TempDir d;
-	std::string sock = d.path + "/qmp.sock";
-	Monitor qemu(vhost_blk_qemu);
-	Server srv(sock, qemu.script());
+	QmpSocket q;
 	testing::internal::CaptureStderr();
-	EXPECT_EQ(run_main({ "assign", "--qmp", sock, "--id", "vblk0", "--vq", "7", "--worker",
+	EXPECT_EQ(run_main({ "assign", "--qmp", q.sock, "--id", "vblk0", "--vq", "7", "--worker",
 			     "0" }),
 		  cli::exit_rejected);
 	EXPECT_EQ(testing::internal::GetCapturedStderr(),
-		  "vhost-blkctl: device 'vblk0' on " + sock + ": vq 7 out of range (0-1)\n");
+		  "vhost-blkctl: device 'vblk0' on " + q.sock + ": vq 7 out of range (0-1)\n");
 }
 
 TEST(QmpCli, an_unknown_device_id_is_rejected_with_qemus_message)
 {
-	TempDir d;
-	std::string sock = d.path + "/qmp.sock";
-	Monitor qemu(vhost_blk_qemu);
-	Server srv(sock, qemu.script());
+	QmpSocket q;
 	try {
-		cli::call_qmp(sock, "nope", { { "cmd", "status" } }, 2s);
+		cli::call_qmp(q.sock, "nope", { { "cmd", "status" } }, 2s);
 		FAIL() << "no CliError";
 	} catch (const cli::CliError &e) {
 		EXPECT_EQ(e.code(), cli::exit_rejected);
 		EXPECT_NE(std::string(e.what()).find("Device 'nope' not found"), std::string::npos)
 			<< e.what();
 	}
+}
+
+// The device has no command to change polling (poll-us is a device
+// property): refused without a command sent to QEMU, with the exit status
+// of the other request the device cannot do (workers --cpus).
+TEST(QmpCli, poll_is_refused_as_workers_cpus_is)
+{
+	QmpSocket q;
+	testing::internal::CaptureStderr();
+	int poll = run_main({ "poll", "--qmp", q.sock, "--id", "vblk0", "--us", "100" });
+	std::string err = testing::internal::GetCapturedStderr();
+	EXPECT_EQ(poll, cli::exit_kernel);
+	EXPECT_NE(err.find("cannot change busy polling while it runs"), std::string::npos) << err;
+	EXPECT_NE(err.find("poll-us=N"), std::string::npos) << err;
+	EXPECT_TRUE(q.qemu.commands().empty());
+
+	QmpSocket other;
+	testing::internal::CaptureStderr();
+	int cpus = run_main({ "workers", "--qmp", other.sock, "--id", "vblk0", "--cpus", "0" });
+	testing::internal::GetCapturedStderr();
+	EXPECT_EQ(poll, cpus);
 }
 
 TEST(QmpCli, a_qemu_without_the_commands_says_so)

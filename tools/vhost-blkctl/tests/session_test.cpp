@@ -11,16 +11,6 @@ using namespace harness;
 using bridge::Rejected;
 using bridge::SessionError;
 
-namespace {
-
-long position(const std::vector<std::string> &calls, const std::string &c)
-{
-	auto it = std::find(calls.begin(), calls.end(), c);
-	return it == calls.end() ? -1 : it - calls.begin();
-}
-
-} // namespace
-
 TEST(Session, get_features_adds_the_protocol_features_bit)
 {
 	SessionHarness h;
