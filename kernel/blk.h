@@ -229,6 +229,7 @@ static inline struct vhost_blk_vq *to_bvq(struct vhost_virtqueue *vq)
 void vhost_blk_handle_kick(struct vhost_work *work);
 bool vhost_blk_ro(struct vhost_virtqueue *vq, struct file *backend);
 void vhost_blk_ring_error(struct vhost_blk_vq *bvq);
+void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq);
 
 /* bio.c */
 bool vhost_blk_write_through(struct vhost_blk_vq *bvq);

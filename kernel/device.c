@@ -531,6 +531,37 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * VHOST_SET_VRING_BUSYLOOP_TIMEOUT: the vhost core keeps the value; a new
+ * one is the ring's polling ceiling and restarts its window now, so
+ * GET_VRING_STATS shows it before the ring's next request.
+ */
+static long vhost_blk_set_busyloop(struct vhost_blk *blk, void __user *argp)
+{
+	struct vhost_vring_state s;
+	struct vhost_virtqueue *vq;
+	long ret;
+
+	if (copy_from_user(&s, argp, sizeof(s)))
+		return -EFAULT;
+	mutex_lock(&blk->dev.mutex);
+	/* vhost_dev_ioctl() checks the owner before the vring ioctls. */
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (!ret)
+		ret = vhost_vring_ioctl(&blk->dev,
+					VHOST_SET_VRING_BUSYLOOP_TIMEOUT, argp);
+	/* The core read the index again: this one is only the hint. */
+	if (!ret && s.index < blk->nvqs) {
+		vq = &blk->vqs[array_index_nospec(s.index, blk->nvqs)].vq;
+		mutex_lock(&vq->mutex);
+		if (vq->busyloop_timeout != to_bvq(vq)->poll_ceiling)
+			vhost_blk_poll_ceiling(to_bvq(vq));
+		mutex_unlock(&vq->mutex);
+	}
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
 static void vhost_blk_reset_stats(struct vhost_blk *blk)
 {
 	unsigned int i;
@@ -658,6 +689,8 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		ret = vhost_worker_ioctl(&blk->dev, ioctl, argp);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+		return vhost_blk_set_busyloop(blk, argp);
 	case VHOST_SET_MEM_TABLE:
 	case VHOST_SET_LOG_BASE:
 	case VHOST_SET_LOG_FD:

@@ -521,7 +521,7 @@ static unsigned long vhost_blk_busy_clock(void)
  * for two windows.  A new ceiling restarts the window at it.  Everything
  * here runs under vq->mutex.
  */
-static void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
+void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
 {
 	bvq->poll_ceiling = bvq->vq.busyloop_timeout;
 	bvq->poll_window = bvq->poll_ceiling;

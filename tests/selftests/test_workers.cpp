@@ -238,7 +238,17 @@ TEST(busyloop_timeout_is_per_ring_and_read_back)
 	d->device().set_vring_busyloop_timeout(1, 75);
 	ASSERT_EQ(d->device().get_vring_busyloop_timeout(0), 0u);
 	ASSERT_EQ(d->device().get_vring_busyloop_timeout(1), 75u);
+	// The ring's polling window starts at the new ceiling at once.
+	ASSERT_EQ(d->stats(1).poll_us, 75u);
+	ASSERT_EQ(d->stats(0).poll_us, 0u);
 	ASSERT_ERRNO(d->device().set_vring_busyloop_timeout(9999, 10), ENOBUFS);
+	int rc = in_child([&] {
+		vhost_vring_state s = { .index = 0, .num = 10 };
+		return d->device().try_ioctl(VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s) == -EPERM ? 0 : 1;
+	});
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(d->device().get_vring_busyloop_timeout(0), 0u);
+	ASSERT_EQ(d->device().try_ioctl(VHOST_SET_VRING_BUSYLOOP_TIMEOUT, nullptr), -EFAULT);
 }
 
 namespace {

@@ -96,9 +96,9 @@
  * ceiling, and stays otherwise.  A guest that idles costs no polling within
  * a few requests; one that keeps the ring busy at low depth is polled for.
  * Polling also stops when the scheduler wants the CPU or other work
- * (another ring) is queued on the worker.  Setting a different value, or
- * attaching the ring, restarts the window at the ceiling; RESET_OWNER sets
- * both to 0.  VHOST_BLK_GET_VRING_STATS reports the window and its hits
+ * (another ring) is queued on the worker.  Setting a different value
+ * (at once) or attaching the ring restarts the window at the ceiling;
+ * RESET_OWNER sets both to 0.  VHOST_BLK_GET_VRING_STATS reports the window and its hits
  * and misses (a module from before adaptive polling reports 0 for all
  * three).
  */
