@@ -153,6 +153,9 @@ struct vhost_blk_vq {
 	unsigned int poll_ceiling;
 	unsigned int poll_window;
 	unsigned long idle_since;
+	/* Idle periods since the last probe at the ceiling; one is due. */
+	unsigned int poll_quiet;
+	bool poll_probe;
 	struct vhost_blk_vring_stats stats;
 
 	/* Protected by dev.mutex: the backend while a drain holds the ring. */

@@ -89,9 +89,7 @@ static int vhost_blk_attach_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 	bvq->throttled = false;
 	bvq->poll_next = false;
 	/* Polling starts again at the ceiling, for the new guest's gaps. */
-	bvq->poll_ceiling = vq->busyloop_timeout;
-	bvq->poll_window = vq->busyloop_timeout;
-	bvq->idle_since = 0;
+	vhost_blk_poll_ceiling(bvq);
 
 	vhost_vq_set_backend(vq, blk->backend);
 	ret = vhost_vq_init_access(vq);
@@ -568,10 +566,8 @@ static void vhost_blk_reset_stats(struct vhost_blk *blk)
 
 	for (i = 0; i < blk->nvqs; i++) {
 		memset(&blk->vqs[i].stats, 0, sizeof(blk->vqs[i].stats));
-		/* As the core's busyloop_timeout: polling is off again. */
-		blk->vqs[i].poll_ceiling = 0;
-		blk->vqs[i].poll_window = 0;
-		blk->vqs[i].idle_since = 0;
+		/* As the core's busyloop_timeout (now 0): polling is off. */
+		vhost_blk_poll_ceiling(&blk->vqs[i]);
 	}
 }
 

@@ -18,6 +18,7 @@
  */
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 #include <linux/slab.h>
 #include <linux/virtio_blk.h>
 
@@ -498,6 +499,8 @@ static unsigned long vhost_blk_busy_clock(void)
 
 /* The window a growing poll starts from: QEMU's aio polling's first step. */
 #define VHOST_BLK_POLL_MIN_US	4
+/* With a window of 0, every this many idle periods one poll at the ceiling. */
+#define VHOST_BLK_POLL_PROBE_EVERY	16
 
 /*
  * Adaptive busy polling.  VHOST_SET_VRING_BUSYLOOP_TIMEOUT sets a ceiling
@@ -518,8 +521,16 @@ static unsigned long vhost_blk_busy_clock(void)
  * nothing about the guest and is not measured.  A poll that ran out while
  * an earlier one is still unanswered (a kick with nothing in the ring, a
  * run queued by a completion) halves the window: the guest has been quiet
- * for two windows.  A new ceiling restarts the window at it.  Everything
- * here runs under vq->mutex.
+ * for two windows.  A new ceiling restarts the window at it.
+ *
+ * A window of 0 cannot see the gap polling would have to cover: the gap it
+ * measures includes the wake-ups polling saves (the worker's for the
+ * completion, then for the guest's kick), which can exceed the ceiling
+ * where a poll would have caught the request.  So every
+ * VHOST_BLK_POLL_PROBE_EVERY idle periods the ring probes: one poll at the
+ * ceiling, which brings the window back to the ceiling if it finds the
+ * next request.  That costs an idle guest at most one ceiling per 16
+ * requests.  Everything here runs under vq->mutex.
  */
 void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
 {
@@ -527,6 +538,21 @@ void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
 	bvq->poll_window = bvq->poll_ceiling;
 	bvq->idle_since = 0;
 	bvq->poll_next = false;
+	bvq->poll_quiet = 0;
+	bvq->poll_probe = false;
+}
+
+/* The window to poll for now that the ring is idle: 0 for none. */
+static unsigned int vhost_blk_poll_window(struct vhost_blk_vq *bvq)
+{
+	if (bvq->poll_window || !bvq->poll_ceiling)
+		return bvq->poll_window;
+	if (!bvq->poll_probe &&
+	    ++bvq->poll_quiet >= VHOST_BLK_POLL_PROBE_EVERY) {
+		bvq->poll_quiet = 0;
+		bvq->poll_probe = true;
+	}
+	return bvq->poll_probe ? bvq->poll_ceiling : 0;
 }
 
 static unsigned int vhost_blk_poll_halved(unsigned int window)
@@ -580,8 +606,14 @@ static enum vhost_blk_poll_end vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
 	struct vhost_dev *dev = &bvq->blk->dev;
 
 	for (;;) {
-		if (need_resched() || signal_pending(current) ||
-		    vhost_vq_has_work(vq))
+		/*
+		 * As KVM's halt polling: never while another task waits for
+		 * this CPU, which may be the guest's own vCPU or, for a
+		 * userspace driver, the thread that submits the next request
+		 * (a wake-up does not always preempt the poller).
+		 */
+		if (need_resched() || !single_task_running() ||
+		    signal_pending(current) || vhost_vq_has_work(vq))
 			return VHOST_BLK_POLL_YIELDED;
 		if (time_after(vhost_blk_busy_clock(), endtime))
 			return VHOST_BLK_POLL_EXPIRED;
@@ -601,19 +633,24 @@ static enum vhost_blk_poll_end vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
  * poll_end (set by the run's first poll), and adapt the window to what the
  * poll saw.  Returns true when the guest made requests available.
  */
-static bool vhost_blk_poll_idle(struct vhost_blk_vq *bvq,
+static bool vhost_blk_poll_idle(struct vhost_blk_vq *bvq, unsigned int window,
 				unsigned long *poll_end)
 {
 	unsigned long idle = vhost_blk_busy_clock();
+	bool probe = bvq->poll_probe;
 	enum vhost_blk_poll_end why;
 
 	bvq->poll_next = false;
+	bvq->poll_probe = false;
 	if (!*poll_end)
-		*poll_end = idle + bvq->poll_window;
+		*poll_end = idle + window;
 	why = vhost_blk_busy_poll(bvq, *poll_end);
 	if (why == VHOST_BLK_POLL_AVAIL) {
 		bvq->stats.poll_hits++;
 		bvq->idle_since = 0;
+		/* The probe caught it: polling pays off after all. */
+		if (probe)
+			bvq->poll_window = bvq->poll_ceiling;
 		return true;
 	}
 	if (why == VHOST_BLK_POLL_EXPIRED) {
@@ -637,6 +674,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	struct vhost_log *log = NULL;
 	struct blk_plug plug;
 	unsigned long poll_end = 0;
+	unsigned int window;
 	struct file *backend;
 	u64 start;
 	u64 bytes = 0;
@@ -677,7 +715,8 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			break;
 		}
 		if (head == vq->num) {
-			if (bvq->poll_window && !bvq->poll_next) {
+			window = vhost_blk_poll_window(bvq);
+			if (window && !bvq->poll_next) {
 				/*
 				 * Poll in a work batch of its own: the worker
 				 * runs queued work in batches and
@@ -690,9 +729,10 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 				vhost_poll_queue(&vq->poll);
 				break;
 			}
-			if (bvq->poll_window) {
+			if (window) {
 				blk_finish_plug(&plug);
-				polled = vhost_blk_poll_idle(bvq, &poll_end);
+				polled = vhost_blk_poll_idle(bvq, window,
+							     &poll_end);
 				blk_start_plug(&plug);
 				if (polled)
 					continue;

@@ -318,9 +318,10 @@ uint64_t thread_run_ns(pid_t tid)
 // Adaptive busy polling: VHOST_SET_VRING_BUSYLOOP_TIMEOUT is a ceiling, the
 // ring's window follows the gaps the guest leaves.  A guest that pauses
 // longer than the ceiling between requests shrinks the window to nothing,
-// after which its requests cost the worker no polling; a guest at queue
-// depth 1 without pauses grows it back until polls find its requests.
-// Every write is read back.
+// after which its requests cost the worker no polling but a probe (one
+// poll at the ceiling) every 16 idle periods; a guest at queue depth 1
+// without pauses grows it back until polls find its requests.  Every write
+// is read back.
 TEST(busy_polling_window_follows_the_guests_gaps)
 {
 	auto b = Backend::open(env_nullb);
@@ -377,6 +378,16 @@ TEST(busy_polling_window_follows_the_guests_gaps)
 	ASSERT_TRUE(ran < 8ULL * ceiling_us * 1000 / 4);
 	ASSERT_EQ(d->stats(0).poll_us, 0u);
 	ASSERT_EQ(d->stats(0).poll_misses, st.poll_misses);
+
+	// A window of 0 still probes, once every 16 idle periods: one poll
+	// at the ceiling, which runs out (the guest pauses longer).
+	for (unsigned i = 0; i < 16; i++) {
+		std::this_thread::sleep_for(pause);
+		write_only();
+	}
+	auto probed = d->stats(0);
+	ASSERT_EQ(probed.poll_us, 0u);
+	ASSERT_TRUE(probed.poll_misses + probed.poll_hits - st.poll_misses - st.poll_hits <= 1);
 
 	// Queue depth 1 without pauses: the window grows back and polls
 	// find the guest's next request without a kick.
