@@ -93,10 +93,13 @@
  * longer than the ceiling (polling could not have caught it) or a second
  * poll that runs out with no request in between, doubles (from 4 us, never
  * above the ceiling) after a gap longer than the window but within the
- * ceiling, and stays otherwise.  A guest that idles costs no polling within
- * a few requests; one that keeps the ring busy at low depth is polled for.
- * Polling also stops when the scheduler wants the CPU or other work
- * (another ring) is queued on the worker.  Setting a different value
+ * ceiling, and stays otherwise; a window of 0 probes, one poll at the
+ * ceiling every 16 idle periods, and is back at the ceiling if that finds
+ * a request.  A guest that idles costs little polling within a few
+ * requests; one that keeps the ring busy at low depth is polled for.
+ * Polling also stops when the scheduler wants the CPU, another task is
+ * runnable on the worker's CPU, or other work (another ring) is queued on
+ * the worker.  Setting a different value
  * (at once) or attaching the ring restarts the window at the ceiling;
  * RESET_OWNER sets both to 0.  VHOST_BLK_GET_VRING_STATS reports the window and its hits
  * and misses (a module from before adaptive polling reports 0 for all
