@@ -87,7 +87,6 @@ static int vhost_blk_attach_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 	bvq->stopped = false;
 	bvq->stats.stopped = 0;
 	bvq->throttled = false;
-	bvq->poll_next = false;
 	/* Polling starts again at the ceiling, for the new guest's gaps. */
 	vhost_blk_poll_ceiling(bvq);
 
@@ -530,9 +529,13 @@ out_unlock:
 }
 
 /*
- * VHOST_SET_VRING_BUSYLOOP_TIMEOUT: the vhost core keeps the value; a new
- * one is the ring's polling ceiling and restarts its window now, so
- * GET_VRING_STATS shows it before the ring's next request.
+ * VHOST_SET_VRING_BUSYLOOP_TIMEOUT, done here rather than by
+ * vhost_vring_ioctl() (which does the same: the owner, the index, the
+ * value under vq->mutex) so that the argument is read once and a new value
+ * becomes the ring's polling ceiling, and restarts its window, under the
+ * same vq->mutex: GET_VRING_STATS shows it before the ring's next request.
+ * The wait for vq->mutex is one worker run: a weight of requests and at
+ * most one window (VHOST_BLK_POLL_MAX_US).
  */
 static long vhost_blk_set_busyloop(struct vhost_blk *blk, void __user *argp)
 {
@@ -543,19 +546,19 @@ static long vhost_blk_set_busyloop(struct vhost_blk *blk, void __user *argp)
 	if (copy_from_user(&s, argp, sizeof(s)))
 		return -EFAULT;
 	mutex_lock(&blk->dev.mutex);
-	/* vhost_dev_ioctl() checks the owner before the vring ioctls. */
 	ret = vhost_dev_check_owner(&blk->dev);
-	if (!ret)
-		ret = vhost_vring_ioctl(&blk->dev,
-					VHOST_SET_VRING_BUSYLOOP_TIMEOUT, argp);
-	/* The core read the index again: this one is only the hint. */
-	if (!ret && s.index < blk->nvqs) {
-		vq = &blk->vqs[array_index_nospec(s.index, blk->nvqs)].vq;
-		mutex_lock(&vq->mutex);
-		if (vq->busyloop_timeout != to_bvq(vq)->poll_ceiling)
-			vhost_blk_poll_ceiling(to_bvq(vq));
-		mutex_unlock(&vq->mutex);
+	if (ret)
+		goto out_unlock;
+	if (s.index >= blk->nvqs) {
+		ret = -ENOBUFS;
+		goto out_unlock;
 	}
+	vq = &blk->vqs[array_index_nospec(s.index, blk->nvqs)].vq;
+	mutex_lock(&vq->mutex);
+	vq->busyloop_timeout = s.num;
+	vhost_blk_poll_ceiling(to_bvq(vq));
+	mutex_unlock(&vq->mutex);
+out_unlock:
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
 }
@@ -566,7 +569,11 @@ static void vhost_blk_reset_stats(struct vhost_blk *blk)
 
 	for (i = 0; i < blk->nvqs; i++) {
 		memset(&blk->vqs[i].stats, 0, sizeof(blk->vqs[i].stats));
-		/* As the core's busyloop_timeout (now 0): polling is off. */
+		/*
+		 * As the core's busyloop_timeout (now 0): polling is off.
+		 * Without vq->mutex: the rings are detached and the workers
+		 * gone (vhost_dev_reset_owner()).
+		 */
 		vhost_blk_poll_ceiling(&blk->vqs[i]);
 	}
 }

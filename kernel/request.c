@@ -501,6 +501,8 @@ static unsigned long vhost_blk_busy_clock(void)
 #define VHOST_BLK_POLL_MIN_US	4
 /* With a window of 0, every this many idle periods one poll at the ceiling. */
 #define VHOST_BLK_POLL_PROBE_EVERY	16
+/* The longest window, whatever VHOST_SET_VRING_BUSYLOOP_TIMEOUT says: 100 ms. */
+#define VHOST_BLK_POLL_MAX_US	100000
 
 /*
  * Adaptive busy polling.  VHOST_SET_VRING_BUSYLOOP_TIMEOUT sets a ceiling
@@ -529,12 +531,20 @@ static unsigned long vhost_blk_busy_clock(void)
  * where a poll would have caught the request.  So every
  * VHOST_BLK_POLL_PROBE_EVERY idle periods the ring probes: one poll at the
  * ceiling, which brings the window back to the ceiling if it finds the
- * next request.  That costs an idle guest at most one ceiling per 16
- * requests.  Everything here runs under vq->mutex.
+ * next request.  That costs at most one ceiling per 16 times the ring goes
+ * idle (a kick with nothing in the ring counts).  The ceiling is the ring's
+ * busyloop_timeout, at most VHOST_BLK_POLL_MAX_US.  Everything here runs
+ * under vq->mutex (or, at RESET_OWNER, with no worker left).
  */
+static unsigned int vhost_blk_ceiling(struct vhost_blk_vq *bvq)
+{
+	return min_t(unsigned int, bvq->vq.busyloop_timeout,
+		     VHOST_BLK_POLL_MAX_US);
+}
+
 void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq)
 {
-	bvq->poll_ceiling = bvq->vq.busyloop_timeout;
+	bvq->poll_ceiling = vhost_blk_ceiling(bvq);
 	bvq->poll_window = bvq->poll_ceiling;
 	bvq->idle_since = 0;
 	bvq->poll_next = false;
@@ -578,6 +588,9 @@ static void vhost_blk_poll_adapt(struct vhost_blk_vq *bvq)
 					  VHOST_BLK_POLL_MIN_US),
 			       bvq->poll_ceiling);
 	bvq->poll_window = window;
+	/* A probe is for a window of 0 only. */
+	if (window)
+		bvq->poll_probe = false;
 }
 
 enum vhost_blk_poll_end {
@@ -637,7 +650,7 @@ static bool vhost_blk_poll_idle(struct vhost_blk_vq *bvq, unsigned int window,
 				unsigned long *poll_end)
 {
 	unsigned long idle = vhost_blk_busy_clock();
-	bool probe = bvq->poll_probe;
+	bool probe = bvq->poll_probe && !bvq->poll_window;
 	enum vhost_blk_poll_end why;
 
 	bvq->poll_next = false;
@@ -693,7 +706,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 
 	if (unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)))
 		log = bvq->log;
-	if (unlikely(vq->busyloop_timeout != bvq->poll_ceiling))
+	if (unlikely(vhost_blk_ceiling(bvq) != bvq->poll_ceiling))
 		vhost_blk_poll_ceiling(bvq);
 
 	/*
@@ -715,7 +728,14 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			break;
 		}
 		if (head == vq->num) {
-			window = vhost_blk_poll_window(bvq);
+			/*
+			 * Not while another task waits for this CPU: the
+			 * poll would stop at once, and the window could not
+			 * learn from it.  The gap is measured as with no
+			 * window.
+			 */
+			window = single_task_running() ?
+				 vhost_blk_poll_window(bvq) : 0;
 			if (window && !bvq->poll_next) {
 				/*
 				 * Poll in a work batch of its own: the worker

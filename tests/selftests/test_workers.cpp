@@ -241,6 +241,12 @@ TEST(busyloop_timeout_is_per_ring_and_read_back)
 	// The ring's polling window starts at the new ceiling at once.
 	ASSERT_EQ(d->stats(1).poll_us, 75u);
 	ASSERT_EQ(d->stats(0).poll_us, 0u);
+	// The core keeps any value; the module polls for 100 ms at most.
+	d->device().set_vring_busyloop_timeout(1, 200000);
+	ASSERT_EQ(d->device().get_vring_busyloop_timeout(1), 200000u);
+	ASSERT_EQ(d->stats(1).poll_us, 100000u);
+	d->device().set_vring_busyloop_timeout(1, 75);
+	ASSERT_EQ(d->stats(1).poll_us, 75u);
 	ASSERT_ERRNO(d->device().set_vring_busyloop_timeout(9999, 10), ENOBUFS);
 	int rc = in_child([&] {
 		vhost_vring_state s = { .index = 0, .num = 10 };

@@ -94,16 +94,18 @@
  * poll that runs out with no request in between, doubles (from 4 us, never
  * above the ceiling) after a gap longer than the window but within the
  * ceiling, and stays otherwise; a window of 0 probes, one poll at the
- * ceiling every 16 idle periods, and is back at the ceiling if that finds
- * a request.  A guest that idles costs little polling within a few
- * requests; one that keeps the ring busy at low depth is polled for.
- * Polling also stops when the scheduler wants the CPU, another task is
- * runnable on the worker's CPU, or other work (another ring) is queued on
- * the worker.  Setting a different value
- * (at once) or attaching the ring restarts the window at the ceiling;
- * RESET_OWNER sets both to 0.  VHOST_BLK_GET_VRING_STATS reports the window and its hits
- * and misses (a module from before adaptive polling reports 0 for all
- * three).
+ * ceiling every 16 times the ring goes idle (a kick with nothing in the
+ * ring counts), and is back at the ceiling if that finds a request.  A
+ * guest that idles costs little polling within a few requests; one that
+ * keeps the ring busy at low depth is polled for.  Polling stops early, and
+ * does not start, when the scheduler wants the CPU or another task is
+ * runnable on the worker's CPU; it also stops for a signal, a ring error,
+ * or other work (another ring) queued on the worker.  The ceiling is at
+ * most 100000 us (a larger value polls for that long).  Setting a
+ * different value restarts the window at the ceiling at once, as attaching
+ * the ring does; RESET_OWNER sets both to 0.  VHOST_BLK_GET_VRING_STATS
+ * reports the window and its hits and misses (a module from before
+ * adaptive polling reports 0 for all three).
  */
 
 /*
