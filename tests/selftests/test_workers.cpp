@@ -369,6 +369,12 @@ TEST(busy_polling_window_follows_the_guests_gaps)
 	ktap::diag("after pauses: window " + std::to_string(st.poll_us) + " us, " +
 		   std::to_string(st.poll_hits) + " hits, " + std::to_string(st.poll_misses) +
 		   " misses");
+	// On the KASAN/lockdep kernel in the TCG VM every poll is cut short
+	// (another task runnable, as in busy_polling_ring_does_not_delay_*):
+	// no poll runs out, so none can be measured.  The window then costs
+	// nothing either; this test judges the adaptation on the stock kernel.
+	if (st.poll_misses == 0 && debug_kernel())
+		SKIP("polls are cut short on the debug kernel: no window ran out");
 	ASSERT_EQ(st.poll_us, 0u);
 	ASSERT_TRUE(st.poll_misses >= 13);
 
