@@ -483,6 +483,23 @@ out_unlock:
 }
 
 /*
+ * The ring a vring ioctl names, for the owner only; dev.mutex held.  As
+ * vhost_get_vq_from_user(), but on an index already copied in once.
+ */
+static long vhost_blk_owned_vq(struct vhost_blk *blk, u32 index,
+			       struct vhost_virtqueue **vq)
+{
+	long ret = vhost_dev_check_owner(&blk->dev);
+
+	if (ret)
+		return ret;
+	if (index >= blk->nvqs)
+		return -ENOBUFS;
+	*vq = &blk->vqs[array_index_nospec(index, blk->nvqs)].vq;
+	return 0;
+}
+
+/*
  * VHOST_GET_VRING_BASE stops an attached ring first, as VHOST_BLK_SET_BACKEND
  * with fd -1 would: every request it took completes into the used ring, so
  * the base is exact and the ring can be set up again (SET_VRING_NUM/BASE
@@ -503,14 +520,9 @@ static long vhost_blk_get_vring_base(struct vhost_blk *blk, void __user *argp)
 		return -EFAULT;
 
 	mutex_lock(&blk->dev.mutex);
-	ret = vhost_dev_check_owner(&blk->dev);
+	ret = vhost_blk_owned_vq(blk, s.index, &vq);
 	if (ret)
 		goto out_unlock;
-	if (s.index >= blk->nvqs) {
-		ret = -ENOBUFS;
-		goto out_unlock;
-	}
-	vq = &blk->vqs[array_index_nospec(s.index, blk->nvqs)].vq;
 	vhost_blk_detach_vq(blk, to_bvq(vq), true);
 	vhost_blk_put_backend(blk);
 	/*
@@ -546,14 +558,9 @@ static long vhost_blk_set_busyloop(struct vhost_blk *blk, void __user *argp)
 	if (copy_from_user(&s, argp, sizeof(s)))
 		return -EFAULT;
 	mutex_lock(&blk->dev.mutex);
-	ret = vhost_dev_check_owner(&blk->dev);
+	ret = vhost_blk_owned_vq(blk, s.index, &vq);
 	if (ret)
 		goto out_unlock;
-	if (s.index >= blk->nvqs) {
-		ret = -ENOBUFS;
-		goto out_unlock;
-	}
-	vq = &blk->vqs[array_index_nospec(s.index, blk->nvqs)].vq;
 	mutex_lock(&vq->mutex);
 	vq->busyloop_timeout = s.num;
 	vhost_blk_poll_ceiling(to_bvq(vq));
