@@ -87,19 +87,16 @@ vmtest: all $(VM_DEPS)
 # End-to-end: inside the test VM, vhost-blkctl serve on null_blk and an
 # unmodified nested QEMU guest on vhost-user-blk-pci (about 6 minutes).
 e2e: all
-	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 1200 \
+	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 1200 --nested-tcg \
 		script tests/e2e/vhost_user_blk.sh
 
 # End-to-end on the project's QEMU device: inside the test VM, a nested guest
 # on -device vhost-blk-pci (QEMU owns /dev/vhost-blk, no daemon) on null_blk:
 # data checks, a guest reboot, worker re-mapping through QMP, stop/cont and
 # live migration (two nested TCG boots: ~20 minutes on a loaded 2-core host).
-# The VM's CPU lacks BMI1/2, MOVBE, ABM and ADX, which the nested QEMU's TCG
-# would use: with them the nested guest died of corrupted registers in 2 of
-# 2 fresh runs, without them it passed 23/23 (one run, 2026-11-28; issue 11).
+# (--nested-tcg: tests/vm/run.sh says why.)
 e2e-pci: all qemu
-	VM_CPU=max,-bmi1,-bmi2,-movbe,-abm,-adx \
-	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 2400 \
+	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) --timeout 2400 --nested-tcg \
 		script tests/e2e/vhost_blk_pci.sh
 
 # The benchmark matrix in the test VM (about 12 minutes): raw device,

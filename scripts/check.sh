@@ -221,7 +221,7 @@ vm_suite selftests selftests
 # and the load on first open of /dev/vhost-blk after rmmod (one VM boot).
 vm_suite install --timeout 300 script tests/install/module_install.sh
 # vhost-blkctl serving an unmodified nested QEMU guest (make e2e).
-vm_suite e2e --timeout 1200 script tests/e2e/vhost_user_blk.sh
+vm_suite e2e --timeout 1200 --nested-tcg script tests/e2e/vhost_user_blk.sh
 # The project's QEMU device vhost-blk-pci (make qemu, make e2e-pci) is not
 # built or run here: in the fresh-clone run of 2026-11-27 its nested guest
 # died of a double fault in its first boot (issue 11's note), and building
