@@ -23,8 +23,8 @@ void setup_workers(CLI::App &app, Options &o)
 			      ->check(CLI::Range(1, 256));
 	auto *cpus = sub->add_option("--cpus", o.workers.cpus,
 				     "CPUs the workers' threads may run on, a CPU list "
-				     "(0-3,8); kept across worker count changes and "
-				     "reconnects")
+				     "(0-3,8); a served disk keeps them across worker "
+				     "count changes and reconnects")
 			     ->check(vblk::cpu_list_error);
 	sub->add_option("--worker", o.workers.worker,
 			"With --cpus: only this worker (as `status` numbers them)")

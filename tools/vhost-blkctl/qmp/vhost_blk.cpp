@@ -3,7 +3,11 @@
 
 #include "bridge/workers.hpp"
 
+#include <vblk/cpu_list.hpp>
+#include <vblk/error.hpp>
+
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
@@ -51,6 +55,15 @@ template <typename T> T field(const json &obj, const char *key, const std::strin
 	return as<T>(obj[key], where, key);
 }
 
+// A key a QEMU built before it was added does not send: none then.
+template <typename T>
+std::optional<T> opt_field(const json &obj, const char *key, const std::string &where)
+{
+	if (!obj.is_object() || !obj.contains(key))
+		return std::nullopt;
+	return as<T>(obj[key], where, key);
+}
+
 const json &array(const json &obj, const char *key, const std::string &where)
 {
 	if (!obj.is_object() || !obj.contains(key) || !obj[key].is_array())
@@ -90,7 +103,24 @@ control::VqStatus vq_status(const json &j, const std::string &where)
 	v.malformed = field<uint64_t>(j, "malformed", where);
 	v.batches = field<uint64_t>(j, "batches", where);
 	v.throttled = field<uint64_t>(j, "throttled", where);
+	v.fua_writes = opt_field<uint64_t>(j, "fua-writes", where).value_or(0);
+	v.poll_us = opt_field<uint64_t>(j, "poll-us", where);
+	v.poll_hits = opt_field<uint64_t>(j, "poll-hits", where);
+	v.poll_misses = opt_field<uint64_t>(j, "poll-misses", where);
 	return v;
+}
+
+// A worker's thread, if it is a thread of QEMU (`pid`) as this process
+// sees it: QEMU reports it in its own pid namespace.
+std::optional<int> qemu_thread(int64_t tid, int pid)
+{
+	if (tid <= 0 || tid > std::numeric_limits<int>::max() || pid <= 0)
+		return std::nullopt;
+	std::error_code ec;
+	if (!std::filesystem::exists("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid),
+				     ec))
+		return std::nullopt;
+	return static_cast<int>(tid);
 }
 
 } // namespace
@@ -114,6 +144,7 @@ control::DiskStatus to_disk_status(const json &info, const std::string &socket, 
 	d.connected = field<bool>(info, "started", d.name);
 	d.connections = field<uint64_t>(info, "starts", d.name);
 	d.features = field<uint64_t>(info, "features", d.name);
+	d.write_cache = opt_field<std::string>(info, "write-cache", d.name);
 	d.policy = field<std::string>(info, "policy", d.name);
 	d.placement = "unknown";
 	for (const auto &w : array(info, "workers", d.name)) {
@@ -124,6 +155,14 @@ control::DiskStatus to_disk_status(const json &info, const std::string &socket, 
 			ws.kernel_id = static_cast<uint64_t>(id);
 		for (const auto &vq : array(w, "vqs", where))
 			ws.vqs.push_back(as<uint16_t>(vq, where, "vqs"));
+		ws.tid = qemu_thread(opt_field<int64_t>(w, "tid", where).value_or(-1), pid);
+		if (ws.tid) {
+			// The thread may end in between (ESRCH): no CPUs then.
+			try {
+				ws.cpus = vblk::format_cpu_list(vblk::thread_cpus(*ws.tid));
+			} catch (const vblk::SysError &) {
+			}
+		}
 		d.workers.push_back(std::move(ws));
 	}
 	for (const auto &v : array(info, "vqs", d.name))
@@ -148,12 +187,40 @@ void VhostBlkDevice::assign(unsigned vq, unsigned worker)
 	client_.execute("x-vhost-blk-assign", { { "id", id_ }, { "vq", vq }, { "worker", worker } });
 }
 
-void VhostBlkDevice::set_cpus(std::optional<unsigned>, const std::string &)
+void VhostBlkDevice::set_cpus(std::optional<unsigned> worker, const std::string &cpus)
 {
-	throw control::RequestError(
-		"device-error",
-		"the QEMU vhost-blk-pci device does not name its worker threads yet: "
-		"place them with taskset(1) on QEMU's threads named vhost-<QEMU pid>");
+	vblk::CpuSet set;
+	try {
+		set = vblk::parse_cpu_list(cpus);
+		bridge::check_cpus_online(set);
+	} catch (const std::invalid_argument &e) {
+		throw control::RequestError("invalid-argument", e.what());
+	}
+	control::DiskStatus d = status();
+	if (worker && *worker >= d.workers.size())
+		throw control::RequestError("invalid-argument",
+					    "worker " + std::to_string(*worker) + " out of range (0-" +
+						    std::to_string(d.workers.size() - 1) + ")");
+	std::vector<int> tids;
+	for (const auto &w : d.workers) {
+		if (worker && w.index != *worker)
+			continue;
+		if (!w.tid)
+			throw control::RequestError(
+				"device-error",
+				"worker " + std::to_string(w.index) +
+					" has no thread to place: QEMU names a worker's thread "
+					"once a started device has a ring on it (and only to a "
+					"process in its pid namespace)");
+		tids.push_back(*w.tid);
+	}
+	for (int tid : tids) {
+		try {
+			vblk::set_thread_cpus(tid, set);
+		} catch (const vblk::SysError &e) {
+			throw control::RequestError("device-error", e.what());
+		}
+	}
 }
 
 void VhostBlkDevice::set_poll(unsigned)

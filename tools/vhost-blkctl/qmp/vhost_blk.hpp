@@ -5,14 +5,19 @@
 // the admin commands and their output (tables, JSON) are the same.
 //
 // QMP schema (QEMU side, fixed):
-//   VhostBlkInfo { id, drive, serial, size, block-size, queues, read-only,
-//                  poll-us, started, starts, features, policy,
+//   VhostBlkInfo { id, drive, serial, size, block-size, backend-block-size,
+//                  queues, read-only, poll-us, started, starts, features,
+//                  write-cache?, policy,
 //                  workers: [VhostBlkWorkerInfo], vqs: [VhostBlkVirtqueueInfo] }
-//   VhostBlkWorkerInfo { index, kernel-id, vqs }
+//   VhostBlkWorkerInfo { index, kernel-id, vqs, tid }
 //   VhostBlkVirtqueueInfo { index, worker, worker-id, started, attached,
 //                  stopped, inflight, requests[8], bytes[8], status-ok,
 //                  status-ioerr, status-unsupp, bounced, malformed, batches,
-//                  throttled, max-hold-ns }
+//                  throttled, max-hold-ns, fua-writes, rmw, poll-us,
+//                  poll-hits, poll-misses }
+// backend-block-size, write-cache, tid, fua-writes, rmw and the poll keys
+// came later: a QEMU built before them is still read (those fields are
+// then null, or 0 for fua_writes).
 #pragma once
 
 #include "control/status.hpp"
@@ -27,8 +32,9 @@ namespace qmp {
 // VhostBlkInfo -> DiskStatus: name = id, backend = drive, socket = the
 // QMP socket, connected = started, connections = starts, vqs_source
 // "live" while started, else "none"; pid is the QEMU process.
-// max-hold-ns has no DiskStatus field and is dropped; the rings' polling
-// window, hits and misses are not reported (null).  Throws
+// max-hold-ns, rmw and backend-block-size have no DiskStatus field and are
+// dropped.  A worker's tid is kept only if it is a thread of `pid` here
+// (/proc/PID/task/TID), with its CPUs (sched_getaffinity).  Throws
 // ProtocolError naming the missing or mistyped key.
 control::DiskStatus to_disk_status(const nlohmann::json &info, const std::string &socket,
 				   int pid);
@@ -48,7 +54,13 @@ public:
 	// 1 | queues | N (QEMU spreads the vqs round-robin); throws
 	// control::RequestError("invalid-argument") for a bad policy.
 	void set_policy(const std::string &policy) override;
-	// Not for a QEMU-owned disk yet: refused with a clear message.
+	// sched_setaffinity(2) on the worker threads QEMU names (one worker,
+	// or all): from this process, as taskset(1) would, so the caller
+	// needs the right to (root, or QEMU's user).  QEMU does not keep it:
+	// the threads keep their CPUs for as long as they live (guest reboots
+	// included); workers that a later set-workers creates start on QEMU's
+	// CPUs.  device-error when a worker has no thread yet (device not
+	// started) or the kernel refuses.
 	void set_cpus(std::optional<unsigned> worker, const std::string &cpus) override;
 	// Refused: the device has no such command, its poll-us is a device
 	// property fixed when QEMU starts.

@@ -12,8 +12,14 @@
 
 #include <gtest/gtest.h>
 
+#include <vblk/cpu_list.hpp>
+
+#include <condition_variable>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <sstream>
+#include <thread>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,9 +31,10 @@ using test_util::TempDir;
 
 namespace {
 
-// A QEMU whose device "vblk0" answers every vhost-blk command; other ids
-// and out-of-range arguments get QEMU's GenericError.
-std::vector<json> vhost_blk_qemu(const json &cmd)
+// A QEMU whose device "vblk0" answers every vhost-blk command, with `info`
+// for x-query-vhost-blk; other ids and out-of-range arguments get QEMU's
+// GenericError.
+std::vector<json> vhost_blk_qemu_with(const json &info, const json &cmd)
 {
 	const json &args = cmd.value("arguments", json::object());
 	std::string name = cmd.value("execute", "");
@@ -39,20 +46,84 @@ std::vector<json> vhost_blk_qemu(const json &cmd)
 		return { error(cmd, "CommandNotFound", "The command " + name + " has not been found") };
 	}
 	if (name == "x-query-vhost-blk")
-		return { ret(cmd, vhost_blk_info()) };
+		return { ret(cmd, info) };
 	if (name == "x-vhost-blk-assign" && args.value("vq", 0) >= 2)
 		return { error(cmd, "GenericError",
 			       "vq " + std::to_string(args.value("vq", 0)) + " out of range (0-1)") };
 	return { ret(cmd) };
 }
 
-// A QEMU answering as vhost_blk_qemu on a QMP socket of its own, for one
-// client.
+// ... as a QEMU built before the keys vhost_blk_info() leaves out.
+std::vector<json> vhost_blk_qemu(const json &cmd)
+{
+	return vhost_blk_qemu_with(vhost_blk_info(), cmd);
+}
+
+// vhost_blk_info() with the keys added since: the drive's block size, the
+// write cache, the rings' FUA, RMW and polling counters, and a thread per
+// worker (`tids`, -1: none).
+json vhost_blk_info_now(std::vector<int64_t> tids)
+{
+	json j = vhost_blk_info();
+	j["backend-block-size"] = 4096;
+	j["write-cache"] = "write-through";
+	for (size_t w = 0; w < j["workers"].size(); w++)
+		j["workers"][w]["tid"] = w < tids.size() ? tids[w] : -1;
+	for (auto &v : j["vqs"]) {
+		uint64_t base = v["index"].get<uint64_t>() * 30;
+		v["fua-writes"] = base + 29;
+		v["rmw"] = base + 30;
+		v["poll-us"] = base + 31;
+		v["poll-hits"] = base + 32;
+		v["poll-misses"] = base + 33;
+	}
+	return j;
+}
+
+// A QEMU answering as vhost_blk_qemu (or with `info`) on a QMP socket of
+// its own, for one client.
 struct QmpSocket {
+	QmpSocket() = default;
+	explicit QmpSocket(json info)
+		: qemu([info](const json &cmd) { return vhost_blk_qemu_with(info, cmd); })
+	{
+	}
 	TempDir d;
 	std::string sock = d.path + "/qmp.sock";
 	Monitor qemu{ vhost_blk_qemu };
 	Server srv{ sock, qemu.script() };
+};
+
+// A thread of this process (the fake QEMU's pid) that lives as long as the
+// object: a worker thread QEMU names.
+class Thread {
+public:
+	Thread()
+		: t_([this] {
+			  tid_.set_value(::gettid());
+			  std::unique_lock<std::mutex> l(mu_);
+			  cv_.wait(l, [this] { return done_; });
+		  })
+	{
+		tid = tid_.get_future().get();
+	}
+	~Thread()
+	{
+		{
+			std::lock_guard<std::mutex> g(mu_);
+			done_ = true;
+		}
+		cv_.notify_one();
+		t_.join();
+	}
+	pid_t tid = 0;
+
+private:
+	std::promise<pid_t> tid_;
+	std::mutex mu_;
+	std::condition_variable cv_;
+	bool done_ = false;
+	std::thread t_;
 };
 
 int run_main(std::vector<std::string> args)
@@ -338,6 +409,42 @@ TEST(QmpMapping, the_rings_polling_is_not_reported_null_not_zero)
 	EXPECT_NE(table.str().find("         -\n"), std::string::npos) << table.str();
 }
 
+TEST(QmpMapping, the_keys_added_since_are_read)
+{
+	Thread worker0;
+	auto got = qmp::to_disk_status(vhost_blk_info_now({ worker0.tid, -1 }), "/q", ::getpid());
+	EXPECT_EQ(got.write_cache, "write-through");
+	ASSERT_EQ(got.workers.size(), 2u);
+	EXPECT_EQ(got.workers[0].tid, worker0.tid);
+	EXPECT_EQ(got.workers[0].cpus, vblk::format_cpu_list(vblk::thread_cpus(worker0.tid)));
+	EXPECT_EQ(got.workers[1].tid, std::nullopt);
+	EXPECT_EQ(got.workers[1].cpus, std::nullopt);
+	for (unsigned q = 0; q < 2; q++) {
+		const auto &v = got.vqs[q];
+		EXPECT_EQ(v.fua_writes, q * 30 + 29);
+		EXPECT_EQ(v.poll_us, q * 30 + 31);
+		EXPECT_EQ(v.poll_hits, q * 30 + 32);
+		EXPECT_EQ(v.poll_misses, q * 30 + 33);
+	}
+	std::ostringstream table;
+	cli::print_status(table, got);
+	EXPECT_NE(table.str().find(std::to_string(worker0.tid)), std::string::npos) << table.str();
+	EXPECT_NE(table.str().find("31us/32/33"), std::string::npos) << table.str();
+}
+
+// QEMU names threads in its pid namespace: a tid that is not a thread of
+// the QEMU process as this process sees it is not shown, or placed.
+TEST(QmpMapping, a_tid_that_is_not_a_thread_of_qemu_is_dropped)
+{
+	Thread other;
+	auto got = qmp::to_disk_status(vhost_blk_info_now({ other.tid, 0x7ffffff0 }), "/q",
+				       ::getppid());
+	EXPECT_EQ(got.workers[0].tid, std::nullopt);
+	EXPECT_EQ(got.workers[1].tid, std::nullopt);
+	got = qmp::to_disk_status(vhost_blk_info_now({ other.tid }), "/q", 0);
+	EXPECT_EQ(got.workers[0].tid, std::nullopt);
+}
+
 TEST(QmpMapping, a_device_not_started_has_no_live_counters)
 {
 	auto got = qmp::to_disk_status(vhost_blk_info(false), "/q", 1);
@@ -473,9 +580,8 @@ TEST(QmpCli, an_unknown_device_id_is_rejected_with_qemus_message)
 }
 
 // The device has no command to change polling (poll-us is a device
-// property): refused without a command sent to QEMU, with the exit status
-// of the other request the device cannot do (workers --cpus).
-TEST(QmpCli, poll_is_refused_as_workers_cpus_is)
+// property): refused without a command sent to QEMU.
+TEST(QmpCli, poll_is_refused)
 {
 	QmpSocket q;
 	testing::internal::CaptureStderr();
@@ -485,12 +591,65 @@ TEST(QmpCli, poll_is_refused_as_workers_cpus_is)
 	EXPECT_NE(err.find("cannot change busy polling while it runs"), std::string::npos) << err;
 	EXPECT_NE(err.find("poll-us=N"), std::string::npos) << err;
 	EXPECT_TRUE(q.qemu.commands().empty());
+}
 
-	QmpSocket other;
+// workers --cpus places the threads QEMU names, from this process: the
+// thread's CPUs change, and the new status shows them.
+TEST(QmpCli, workers_cpus_places_the_threads_qemu_names)
+{
+	Thread w0, w1;
+	vblk::CpuSet before = vblk::thread_cpus(w0.tid);
+	unsigned cpu = *before.rbegin();
+	QmpSocket q(vhost_blk_info_now({ w0.tid, w1.tid }));
+	testing::internal::CaptureStdout();
+	EXPECT_EQ(run_main({ "workers", "--qmp", q.sock, "--id", "vblk0", "--cpus",
+			     std::to_string(cpu), "--worker", "1", "--json" }),
+		  cli::exit_ok);
+	auto out = json::parse(testing::internal::GetCapturedStdout());
+	EXPECT_EQ(vblk::thread_cpus(w1.tid), vblk::CpuSet{ cpu });
+	EXPECT_EQ(vblk::thread_cpus(w0.tid), before);
+	EXPECT_EQ(out["workers"][1]["cpus"], std::to_string(cpu));
+	EXPECT_EQ(out["workers"][1]["tid"], w1.tid);
+
+	for (const auto &c : q.qemu.commands())
+		EXPECT_EQ(c["execute"], "x-query-vhost-blk");	// nothing else asked of QEMU
+
+	QmpSocket all(vhost_blk_info_now({ w0.tid, w1.tid }));	// one client each
+	testing::internal::CaptureStdout();
+	EXPECT_EQ(run_main({ "workers", "--qmp", all.sock, "--id", "vblk0", "--cpus",
+			     std::to_string(cpu) }),
+		  cli::exit_ok);
+	testing::internal::GetCapturedStdout();
+	EXPECT_EQ(vblk::thread_cpus(w0.tid), vblk::CpuSet{ cpu });
+}
+
+TEST(QmpCli, workers_cpus_without_threads_or_out_of_range_is_refused)
+{
+	QmpSocket old;	// a QEMU that names no threads
 	testing::internal::CaptureStderr();
-	int cpus = run_main({ "workers", "--qmp", other.sock, "--id", "vblk0", "--cpus", "0" });
-	testing::internal::GetCapturedStderr();
-	EXPECT_EQ(poll, cpus);
+	EXPECT_EQ(run_main({ "workers", "--qmp", old.sock, "--id", "vblk0", "--cpus", "0" }),
+		  cli::exit_kernel);
+	std::string err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("worker 0 has no thread to place"), std::string::npos) << err;
+
+	Thread w0;
+	vblk::CpuSet before = vblk::thread_cpus(w0.tid);
+	QmpSocket q(vhost_blk_info_now({ w0.tid, -1 }));
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "workers", "--qmp", q.sock, "--id", "vblk0", "--cpus", "0",
+			     "--worker", "2" }),
+		  cli::exit_rejected);
+	err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("worker 2 out of range (0-1)"), std::string::npos) << err;
+	// All workers: none is placed when one has no thread.
+	QmpSocket q2(vhost_blk_info_now({ w0.tid, -1 }));
+	testing::internal::CaptureStderr();
+	EXPECT_EQ(run_main({ "workers", "--qmp", q2.sock, "--id", "vblk0", "--cpus",
+			     std::to_string(*before.rbegin()) }),
+		  cli::exit_kernel);
+	err = testing::internal::GetCapturedStderr();
+	EXPECT_NE(err.find("worker 1 has no thread to place"), std::string::npos) << err;
+	EXPECT_EQ(vblk::thread_cpus(w0.tid), before);
 }
 
 TEST(QmpCli, a_qemu_without_the_commands_says_so)
