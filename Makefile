@@ -123,10 +123,8 @@ deb: setup
 run: all
 	bash tests/vm/run.sh --build $(BUILD) --kver $(KVER) demo
 
-# Everything CI runs; the last line is "N passed, N failed".  check.sh
-# builds deb, sanitize and debug-kernel itself, in the background at idle
-# CPU priority while the suites that do not need them run.
-check: all
+# Everything CI runs; the last line is "N passed, N failed".
+check: all debug-kernel deb sanitize
 	bash scripts/check.sh --build $(BUILD) --kver $(KVER)
 
 checkpatch: setup

@@ -20,62 +20,6 @@ passed=0 failed=0 skipped=0
 failures=()
 retried=()
 
-# 0. The builds only later suites need -- make deb (packages), make sanitize
-# (unit-asan, fuzz) and make debug-kernel (selftests-debug), about 18
-# minutes of both cores on a fresh clone -- run one after the other in the
-# background at SCHED_IDLE priority while the suites below run in front.
-# A TCG VM leaves much of the two cores idle (58 % busy over make e2e), and
-# a SCHED_IDLE task only gets what no other task wants: the builds soak up
-# that idle time without taking CPU from the VM suites in front.
-# Each build holds an flock on build/check-builds/STEP.lock until it ends
-# and then leaves "EXIT SECONDS" in STEP.status; a suite that needs a build
-# waits on that lock (bg_wait), an event, not a poll.
-bg=$build/check-builds
-bg_steps=(deb sanitize debug-kernel)
-declare -A bg_fd
-rm -rf "$bg" && mkdir -p "$bg"
-for s in "${bg_steps[@]}"; do
-	exec {fd}>"$bg/$s.lock"
-	flock -x "$fd"
-	bg_fd[$s]=$fd
-done
-bg_close_locks() { local s; for s in "${!bg_fd[@]}"; do eval "exec ${bg_fd[$s]}>&-"; done; }
-(
-	unset MAKEFLAGS MFLAGS MAKELEVEL
-	chrt --idle -p 0 $BASHPID >/dev/null && ionice -c 3 -p $BASHPID ||
-		echo "check: cannot lower the background builds' priority" >&2
-	child=
-	trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 143' TERM
-	for s in "${bg_steps[@]}"; do
-		start=$SECONDS
-		(bg_close_locks; exec make -C "$top" BUILD="$build" "$s") >"$bg/$s.log" 2>&1 &
-		child=$!
-		wait "$child"
-		echo "$? $((SECONDS - start))" >"$bg/$s.status"
-		child=
-		eval "exec ${bg_fd[$s]}>&-"
-		unset "bg_fd[$s]"
-	done
-) &
-bg_pid=$!
-bg_close_locks
-trap 'kill "$bg_pid" 2>/dev/null' EXIT
-
-# bg_wait STEP: blocks until the background build STEP has ended; 0 if it
-# built, else counts a failure (and the suites that need it are not run).
-bg_wait() {
-	local s=$1 start=$SECONDS rc=255 secs=?
-	flock -s "$bg/$s.lock" true
-	read -r rc secs <"$bg/$s.status" 2>/dev/null
-	echo "=== build: make $s: exit ${rc:-255} after $secs s in the background (waited $((SECONDS - start)) s for it)"
-	if [ "$rc" != 0 ]; then
-		tail -30 "$bg/$s.log"
-		failed=$((failed + 1))
-		failures+=("build: make $s failed with exit ${rc:-255} (log: $bg/$s.log)")
-		return 1
-	fi
-}
-
 # 1. GoogleTest unit tests (ctest).
 out=$(cd "$build/cmake" && ctest --output-on-failure 2>&1)
 echo "$out"
@@ -120,6 +64,8 @@ gtest_suite() {	# gtest_suite NAME BINARY...
 	done
 	echo "=== unit suite: $name: $((SECONDS - start)) s"
 }
+gtest_suite unit-asan "$build/cmake-sanitize/tests/unit/vblk_unit_tests" \
+	"$build/cmake-sanitize/tools/vhost-blkctl/tests/vhost_blkctl_tests"
 
 # Counts a KTAP log's test lines into the totals; sets notok.
 count_ktap() {	# count_ktap NAME LOG
@@ -152,6 +98,9 @@ host_suite() {	# host_suite NAME SCRIPT [ARGS]: exit 4 is a whole-suite SKIP
 	rm -f "$log"
 }
 host_suite libvirt "$top/tests/libvirt/domxml.sh"
+# libFuzzer on what a vhost-user frontend sends to serve (make sanitize):
+# the seed corpus, then FUZZ_SECONDS (default 30) of mutations.
+host_suite fuzz "$top/scripts/fuzz.sh" --build "$build" --seconds "${FUZZ_SECONDS:-30}"
 # make install's and dkms's module build for the pinned kernel from the files
 # dkms.conf lists, and vhost-header.sh's refusals (one module build, ~20 s on
 # an idle 2-core machine; nothing is loaded on the host).
@@ -220,32 +169,26 @@ vm_suite selftests selftests
 # The installed module in the VM: misc 10:247, its aliases, modules.devname,
 # and the load on first open of /dev/vhost-blk after rmmod (one VM boot).
 vm_suite install --timeout 300 script tests/install/module_install.sh
+# make deb's packages installed in the VM (overlayfs root): DKMS builds the
+# module there, modprobe, serve under a NOTIFY_SOCKET, dpkg -r.
+vm_suite packages --module overlay --timeout 1500 script tests/install/packages.sh
 # vhost-blkctl serving an unmodified nested QEMU guest (make e2e).
 vm_suite e2e --timeout 1200 --nested-tcg script tests/e2e/vhost_user_blk.sh
 # The project's QEMU device vhost-blk-pci (make qemu, make e2e-pci) is not
 # built or run here: in the fresh-clone run of 2026-11-27 its nested guest
 # died of a double fault in its first boot (issue 11's note), and building
-# QEMU (~6 min) and a second nested guest (~10 min) do not fit CI's time.
-# make deb's packages installed in the VM (overlayfs root): DKMS builds the
-# module there, modprobe, serve under a NOTIFY_SOCKET, dpkg -r.  After the
-# e2e, so that the background build of the packages is done by then.
-if bg_wait deb; then
-	vm_suite packages --module overlay --timeout 1500 script tests/install/packages.sh
-fi
+# QEMU (~6 min) only to prove the series compiles does not fit CI's time
+# next to the packaging, sanitizer and install suites.
 # Every benchmark target once, briefly: the benchmark itself must work
 # (numbers are make bench's job; nothing here judges them).
 vm_suite bench-smoke --timeout 900 script tests/bench/matrix.sh --quick --runs 1 --warmup 0
-# The same GoogleTest binaries built with ASan+UBSan, and libFuzzer on what a
-# vhost-user frontend sends to serve (the seed corpus, then FUZZ_SECONDS,
-# default 30, of mutations): both from make sanitize.
-if bg_wait sanitize; then
-	gtest_suite unit-asan "$build/cmake-sanitize/tests/unit/vblk_unit_tests" \
-		"$build/cmake-sanitize/tools/vhost-blkctl/tests/vhost_blkctl_tests"
-	host_suite fuzz "$top/scripts/fuzz.sh" --build "$build" --seconds "${FUZZ_SECONDS:-30}"
-fi
-# The selftests on the KASAN/lockdep/kmemleak kernel (make debug-kernel).
-if bg_wait debug-kernel; then
-	vm_suite selftests-debug --kernel-dir "$build/kernel/$KVER-debug" --timeout 2400 selftests
+# The same suites on the KASAN/lockdep/kmemleak kernel (make debug-kernel).
+dbg=$build/kernel/$KVER-debug
+if [ -f "$dbg/vmlinuz" ]; then
+	vm_suite selftests-debug --kernel-dir "$dbg" --timeout 2400 selftests
+else
+	failed=$((failed + 1))
+	failures+=("debug kernel missing: $dbg (make debug-kernel)")
 fi
 
 echo
