@@ -123,7 +123,9 @@ build_kernel() {
 	log "kernel built in $t s"
 
 	local release tmp=$out.tmp
-	release=$(make -s -C "$src" O="$obj" ARCH=x86_64 kernelrelease)
+	# --no-print-directory: under `make -C DIR debug-kernel` MAKEFLAGS has w,
+	# and the directory lines would end up in the release string.
+	release=$(make -s --no-print-directory -C "$src" O="$obj" ARCH=x86_64 kernelrelease)
 	rm -rf "$tmp" "$dk/install" && mkdir -p "$tmp"
 	nice -n 19 make -C "$src" O="$obj" ARCH=x86_64 INSTALL_MOD_PATH="$dk/install" \
 		modules_install >>"$dk/build.log" 2>&1 || die "modules_install failed"
