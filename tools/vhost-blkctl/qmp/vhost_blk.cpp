@@ -7,7 +7,7 @@
 #include <vblk/error.hpp>
 
 #include <cstdint>
-#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
@@ -110,15 +110,18 @@ control::VqStatus vq_status(const json &j, const std::string &where)
 	return v;
 }
 
-// A worker's thread, if it is a thread of QEMU (`pid`) as this process
-// sees it: QEMU reports it in its own pid namespace.
+// A worker's thread, if it is a vhost worker thread of QEMU (`pid`) as
+// this process sees it: QEMU reports it in its own pid namespace, where
+// the number may name another thread here, and a freed worker's number
+// may be reused.  The vhost core names the threads "vhost-<owner pid>".
 std::optional<int> qemu_thread(int64_t tid, int pid)
 {
 	if (tid <= 0 || tid > std::numeric_limits<int>::max() || pid <= 0)
 		return std::nullopt;
-	std::error_code ec;
-	if (!std::filesystem::exists("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid),
-				     ec))
+	std::ifstream comm("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) +
+			   "/comm");
+	std::string name;
+	if (!std::getline(comm, name) || name.rfind("vhost-", 0) != 0)
 		return std::nullopt;
 	return static_cast<int>(tid);
 }
@@ -210,16 +213,34 @@ void VhostBlkDevice::set_cpus(std::optional<unsigned> worker, const std::string 
 				"device-error",
 				"worker " + std::to_string(w.index) +
 					" has no thread to place: QEMU names a worker's thread "
-					"once a started device has a ring on it (and only to a "
-					"process in its pid namespace)");
+					"while a virtqueue is mapped to it, with a vhost_blk "
+					"module that has VHOST_BLK_GET_WORKER_TID, to a process "
+					"in its pid namespace");
 		tids.push_back(*w.tid);
 	}
-	for (int tid : tids) {
-		try {
+	// All or nothing: a thread the kernel refuses (a CPU outside QEMU's
+	// cpuset, a thread gone) puts the ones placed before it back.
+	std::vector<std::pair<int, vblk::CpuSet>> placed;
+	try {
+		for (int tid : tids) {
+			if (!qemu_thread(tid, *d.pid))
+				throw control::RequestError(
+					"device-error", "worker thread " + std::to_string(tid) +
+								" is gone: ask status again");
+			vblk::CpuSet old = vblk::thread_cpus(tid);
 			vblk::set_thread_cpus(tid, set);
-		} catch (const vblk::SysError &e) {
-			throw control::RequestError("device-error", e.what());
+			placed.emplace_back(tid, std::move(old));
 		}
+	} catch (const std::exception &e) {
+		for (const auto &[tid, old] : placed) {
+			try {
+				vblk::set_thread_cpus(tid, old);
+			} catch (const vblk::SysError &) {
+			}
+		}
+		if (const auto *re = dynamic_cast<const control::RequestError *>(&e))
+			throw *re;
+		throw control::RequestError("device-error", e.what());
 	}
 }
 

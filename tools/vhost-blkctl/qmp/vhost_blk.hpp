@@ -59,8 +59,10 @@ public:
 	// needs the right to (root, or QEMU's user).  QEMU does not keep it:
 	// the threads keep their CPUs for as long as they live (guest reboots
 	// included); workers that a later set-workers creates start on QEMU's
-	// CPUs.  device-error when a worker has no thread yet (device not
-	// started) or the kernel refuses.
+	// CPUs.  All or nothing: device-error when a selected worker has no
+	// thread named (no vq mapped to it, an older QEMU or module, another
+	// pid namespace) or the kernel refuses one (the others placed before
+	// it get their old CPUs back).
 	void set_cpus(std::optional<unsigned> worker, const std::string &cpus) override;
 	// Refused: the device has no such command, its poll-us is a device
 	// property fixed when QEMU starts.

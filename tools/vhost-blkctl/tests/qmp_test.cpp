@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <pthread.h>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -95,11 +96,13 @@ struct QmpSocket {
 };
 
 // A thread of this process (the fake QEMU's pid) that lives as long as the
-// object: a worker thread QEMU names.
+// object: a worker thread QEMU names, called "vhost-<pid>" as the vhost
+// core's are (or `name`).
 class Thread {
 public:
-	Thread()
-		: t_([this] {
+	explicit Thread(std::string name = "vhost-" + std::to_string(::getpid()))
+		: t_([this, name] {
+			  ::pthread_setname_np(::pthread_self(), name.c_str());
 			  tid_.set_value(::gettid());
 			  std::unique_lock<std::mutex> l(mu_);
 			  cv_.wait(l, [this] { return done_; });
@@ -432,17 +435,21 @@ TEST(QmpMapping, the_keys_added_since_are_read)
 	EXPECT_NE(table.str().find("31us/32/33"), std::string::npos) << table.str();
 }
 
-// QEMU names threads in its pid namespace: a tid that is not a thread of
-// the QEMU process as this process sees it is not shown, or placed.
-TEST(QmpMapping, a_tid_that_is_not_a_thread_of_qemu_is_dropped)
+// QEMU names threads in its pid namespace: a tid that is not a vhost
+// worker thread of the QEMU process as this process sees it (another
+// process's, another thread of QEMU's, none) is not shown, or placed.
+TEST(QmpMapping, a_tid_that_is_not_a_vhost_thread_of_qemu_is_dropped)
 {
-	Thread other;
-	auto got = qmp::to_disk_status(vhost_blk_info_now({ other.tid, 0x7ffffff0 }), "/q",
+	Thread worker, vcpu("CPU 0/TCG");
+	auto got = qmp::to_disk_status(vhost_blk_info_now({ worker.tid, 0x7ffffff0 }), "/q",
 				       ::getppid());
 	EXPECT_EQ(got.workers[0].tid, std::nullopt);
 	EXPECT_EQ(got.workers[1].tid, std::nullopt);
-	got = qmp::to_disk_status(vhost_blk_info_now({ other.tid }), "/q", 0);
+	got = qmp::to_disk_status(vhost_blk_info_now({ worker.tid }), "/q", 0);
 	EXPECT_EQ(got.workers[0].tid, std::nullopt);
+	got = qmp::to_disk_status(vhost_blk_info_now({ vcpu.tid, worker.tid }), "/q", ::getpid());
+	EXPECT_EQ(got.workers[0].tid, std::nullopt);
+	EXPECT_EQ(got.workers[1].tid, worker.tid);
 }
 
 TEST(QmpMapping, a_device_not_started_has_no_live_counters)
