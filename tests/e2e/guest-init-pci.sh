@@ -15,7 +15,7 @@
 #   1000+4K   control sector: the host writes "CMD WORD" to move the guest on
 #
 # Boot 1: size/serial/queues, prefill read, pattern write + read-back, ext4,
-# marker, reboot -f.  Boot 2: the first boot's data, then I/O phases on both
+# marker, the 512e disk, reboot -f.  Boot 2: the first boot's data, then I/O phases on both
 # queues (each loop pinned to one CPU, so to one virtqueue) until the host
 # says stop, every chunk verified; finally poweroff -f.
 /bin/busybox --install -s /bin
@@ -35,6 +35,8 @@ want_sectors=$(arg e2e.sectors)
 want_serial=$(arg e2e.serial)
 want_queues=$(arg e2e.queues)
 want_prefill=$(arg e2e.prefill)
+want_serial512=$(arg e2e.serial512)
+want_e512=$(arg e2e.e512)
 
 MARK=2048000	# 512-byte sectors: 1000 MiB
 CTL=2048008
@@ -185,6 +187,33 @@ case $boot in
 	check fsck_after_write $rc ""
 	put_sector $MARK "VBLK-E2E boot1 $sum"
 	check marker_write $? ""
+
+	# 512e: the second disk (found by its serial) is logical_block_size=512
+	# on a 4 KiB drive.  One 512-byte sector inside a 4 KiB block is
+	# written; it reads back, and the rest of the first 64 KiB (the host's
+	# prefill) is unchanged: the kernel's read-modify-write kept it.
+	e=
+	for d in /sys/block/vd*; do
+		[ "$(cat $d/serial 2>/dev/null)" = "$want_serial512" ] && e=${d##*/}
+	done
+	lbs=$(cat /sys/block/$e/queue/logical_block_size 2>/dev/null)
+	pbs=$(cat /sys/block/$e/queue/physical_block_size 2>/dev/null)
+	[ -n "$e" ] && [ "$lbs" = 512 ] && [ "$pbs" = 4096 ]
+	check e512_sizes $? "disk=$e lbs=$lbs pbs=$pbs"
+	dd if=/dev/$e of=/tmp/e512.before bs=64k count=1 iflag=direct 2>/dev/null
+	a=$(md5 < /tmp/e512.before)
+	[ "$a" = "$want_e512" ]; check e512_prefill $? "md5=$a want=$want_e512"
+	dd if=/dev/urandom of=/tmp/e512.sec bs=512 count=1 2>/dev/null
+	dd if=/tmp/e512.sec of=/dev/$e bs=512 seek=9 count=1 conv=notrunc,fsync oflag=direct 2>/dev/null
+	check e512_write $? ""
+	cp /tmp/e512.before /tmp/e512.want
+	dd if=/tmp/e512.sec of=/tmp/e512.want bs=512 seek=9 count=1 conv=notrunc 2>/dev/null
+	w=$(md5 < /tmp/e512.want)
+	b=$(dd if=/dev/$e bs=64k count=1 iflag=direct 2>/dev/null | md5)
+	s9=$(dd if=/dev/$e bs=512 skip=9 count=1 iflag=direct 2>/dev/null | md5)
+	[ "$b" = "$w" ] && [ "$s9" = "$(md5 < /tmp/e512.sec)" ] && [ "$w" != "$a" ]
+	check e512_readback $? "64k=$b want=$w"
+	echo "E2E: e512 md5=$b"
 	echo "E2E: boot1 checks done ($fails failed)"
 	sync
 	echo "E2E: rebooting"

@@ -14,6 +14,8 @@
 #           queues while this script re-maps workers through
 #           `vhost-blkctl workers|assign --qmp`, then across QMP stop/cont
 #           and a live migration to a second QEMU; every chunk is read back.
+# A second disk, logical_block_size=512 on the 4 KiB null_blk (512e, the
+# kernel's read-modify-write), gets one 512-byte write in boot 1.
 # At the end the host reads the guest's data straight from null_blk.
 # Output is KTAP; every test line names vhost-blk-pci.
 #
@@ -39,8 +41,10 @@ rm -rf $W
 mkdir -p $W
 DEV=vblk0
 SERIAL=vblk-pci-e2e-01
+SERIAL512=vblk-pci-e2e-512e
 QUEUES=2
 backend=${VBLK_NULLB:-/dev/nullb0}
+backend4k=${VBLK_NULLB_4K:-/dev/nullb4k}
 kver=$(uname -r)
 kdir=${BUILD:-}/kernel/$kver
 [ -f "$kdir/vmlinuz" ] || kdir=$(ls -d ${BUILD:-}/kernel/*-amd64 2>/dev/null | head -1)
@@ -64,8 +68,9 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 note() { echo "# [$(elapsed)s] $*"; echo "e2e-pci: $*" > /dev/kmsg 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..23"
-for x in "$qemu" "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend" /sbin/mke2fs /sbin/e2fsck; do
+echo "1..27"
+for x in "$qemu" "$blkctl" "$kdir/vmlinuz" /bin/busybox "$backend" "$backend4k" /sbin/mke2fs \
+	 /sbin/e2fsck; do
 	if [ ! -e "$x" ]; then
 		echo "# SKIP missing prerequisite $x"
 		exit 4
@@ -80,6 +85,12 @@ nb=$(basename "$(readlink -f "$backend")")
 if [ -e /sys/kernel/config/nullb/$nb/memory_backed ] &&
    [ "$(cat /sys/kernel/config/nullb/$nb/memory_backed)" != 1 ]; then
 	echo "# SKIP $backend is not memory-backed"
+	exit 4
+fi
+nb4=$(basename "$(readlink -f "$backend4k")")
+if [ -e /sys/kernel/config/nullb/$nb4/memory_backed ] &&
+   [ "$(cat /sys/kernel/config/nullb/$nb4/memory_backed)" != 1 ]; then
+	echo "# SKIP $backend4k is not memory-backed"
 	exit 4
 fi
 dmesg_start=$(dmesg | wc -l)
@@ -104,8 +115,8 @@ export PYTHONPATH=$W/py
 qmp() { python3 "$here/qmp.py" "$@"; }
 # vhost-blkctl on the running QEMU's disk (the admin's view).
 ctl() { local sub=$1; shift; "$blkctl" $sub --qmp "$qmp_cli" --id $DEV "$@"; }
-# The device's own view.
-xq() { qmp "$qmp_test" x-query-vhost-blk "{\"id\": \"$DEV\"}"; }
+# The device's own view (of DEVICE, default the first disk).
+xq() { qmp "$qmp_test" x-query-vhost-blk "{\"id\": \"${1:-$DEV}\"}"; }
 
 deadline=$(( $(date +%s) + timeout ))
 count() { local k; k=$(grep -c -- "$2" "$1" 2>/dev/null); echo "${k:-0}"; }
@@ -194,6 +205,10 @@ dd if=/dev/urandom of=$W/prefill bs=64k count=$PATN status=none
 prefill=$(md5sum < $W/prefill | cut -d' ' -f1)
 dd if=$W/prefill of="$backend" bs=64k seek=$PAT oflag=direct conv=notrunc status=none &&
 	dd if=/dev/zero of="$backend" bs=512 seek=$MARK count=16 oflag=direct conv=notrunc status=none
+# The 512e disk's first 64 KiB: a prefill around the sector the guest writes.
+dd if=/dev/urandom of=$W/e512pre bs=64k count=1 status=none
+e512pre=$(md5sum < $W/e512pre | cut -d' ' -f1)
+dd if=$W/e512pre of="$backend4k" bs=64k oflag=direct conv=notrunc status=none
 size_bytes=$(blockdev --getsize64 "$backend" 2>/dev/null || stat -L -c %s "$backend")
 sectors=$((size_bytes / 512))
 
@@ -205,8 +220,9 @@ start_qemu() {	# start_qemu TAG [ARGS...]: sets qpid, glog, qmp_cli, qmp_test
 	shift
 	"$qemu" -L /usr/share/qemu -accel tcg,tb-size=64,thread=single -cpu qemu64 -smp 2 -m 256M -machine q35 \
 		-device vhost-blk-pci,id=$DEV,drive=$backend,num-queues=$QUEUES,num-workers=2,serial=$SERIAL \
+		-device vhost-blk-pci,id=vblk1,drive=$backend4k,logical_block_size=512,serial=$SERIAL512 \
 		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.prefill=$prefill" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.prefill=$prefill e2e.serial512=$SERIAL512 e2e.e512=$e512pre" \
 		-nographic -nodefaults -serial file:$W/guest-$tag.log -monitor none \
 		-qmp unix:$W/qmp-$tag.sock,server=on,wait=off \
 		-qmp unix:$W/qmpt-$tag.sock,server=on,wait=off \
@@ -249,6 +265,22 @@ assert all(v["started"] for v in s["vqs"]), s["vqs"]
 PY
 t "vhost-blkctl status --qmp: backend, size, serial, each vq on its own worker" $? "$(head -c 400 $W/status-boot1.json)"
 
+python3 - $W/status-boot1.json $W/xq-boot1.json <<'PY'
+import json, sys
+s, x = (json.load(open(p)) for p in sys.argv[1:3])
+tids = [w["tid"] for w in s["workers"]]
+print("# worker threads %s, CPUs %s" % (tids, [w["cpus"] for w in s["workers"]]))
+assert all(isinstance(t, int) and t > 0 for t in tids) and len(set(tids)) == 2, s["workers"]
+assert all(w["cpus"] for w in s["workers"]), s["workers"]
+assert s["write_cache"] in ("write-back", "write-through"), s["write_cache"]
+for v in s["vqs"]:
+    for k in ("poll_us", "poll_hits", "poll_misses"):
+        assert isinstance(v[k], int), (k, v)
+assert x["backend-block-size"] == x["block-size"] == 512, x
+PY
+t "status --qmp names each worker's thread and CPUs, the write cache and the rings' polling" $? \
+	"$(head -c 400 $W/status-boot1.json)"
+
 wait_log "E2E: boot1 checks done"
 gcheck vda_present vda_size vda_serial vda_queues
 t "guest sees the disk's size, serial and 2 queues" $? "$(gdetail vda_size vda_serial vda_queues)"
@@ -258,6 +290,9 @@ t "guest reads the host's prefill, writes a different pattern, reads it back" $?
 gcheck mkfs_ext4 fsck_clean file_readback fsck_after_write
 t "mkfs.ext4 + fsck + file read-back in the guest" $? \
 	"$(gdetail mkfs_ext4 fsck_clean file_readback fsck_after_write)"
+gcheck e512_sizes e512_prefill e512_write e512_readback
+t "512e disk (logical_block_size=512 on 4 KiB): guest sees 512/4096, a 512-byte write reads back, its 4 KiB block's other sectors keep the prefill" $? \
+	"$(gdetail e512_sizes e512_prefill e512_write e512_readback)"
 
 # --- reboot ----------------------------------------------------------------------
 starts1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["starts"])' $W/xq-boot1.json 2>/dev/null)
@@ -280,6 +315,19 @@ wait_log "E2E: boot2 checks done"
 gcheck vda_size boot2_pattern boot2_fsck boot2_file marker_write2 && [ "$(count "$glog" "E2E-CHECK ok vda_size")" = 2 ]
 t "after the reboot the first boot's data is there (pattern, fsck clean, ext4 file)" $? \
 	"$(gdetail vda_size boot2_pattern boot2_fsck boot2_file marker_write2)"
+# Counters only while started: the guest rebooted right after its 512e
+# write, and the device keeps the kernel's counters across the restart.
+xq vblk1 > $W/xq-e512.json 2>&1
+python3 - $W/xq-e512.json <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rmw = sum(v["rmw"] for v in s["vqs"])
+print("# 512e: block-size %d on %d, rmw %d" % (s["block-size"], s["backend-block-size"], rmw))
+assert s["block-size"] == 512 and s["backend-block-size"] == 4096, s
+assert rmw > 0, s["vqs"]
+PY
+t "512e disk: x-query-vhost-blk says 512 on 4096 and counts the kernel's read-modify-writes" $? \
+	"$(head -c 400 $W/xq-e512.json)"
 
 # --- worker re-mapping while the guest does I/O on both queues -----------------
 wait_log "E2E: io1 start"
@@ -348,6 +396,27 @@ ctl status --json > $W/s8.json 2>&1
 moved $W/s7.json $W/s8.json || rc=1
 t "workers --qmp --count 1 then --count 2: one worker, then one per vq, I/O goes on" $rc \
 	"$(head -c 200 $W/s6.json) $(head -c 200 $W/s7.json)"
+
+# Worker placement: QEMU names the threads, vhost-blkctl places them.
+rc=0
+ctl workers --cpus 0 --worker 1 --json > $W/s9.json 2>&1 || rc=1
+tid1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers"][1]["tid"])' $W/s9.json 2>/dev/null)
+python3 - $W/s9.json <<'PY' || rc=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["workers"][1]["cpus"] == "0", s["workers"]
+PY
+allowed=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/$qpid/task/${tid1:-0}/status 2>/dev/null)
+[ "$allowed" = 0 ] || rc=1
+wait_rounds io1 2 || rc=1
+ctl workers --cpus 0-1 --json > $W/s10.json 2>&1 || rc=1
+python3 - $W/s10.json <<'PY' || rc=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert [w["cpus"] for w in s["workers"]] == ["0-1", "0-1"], s["workers"]
+PY
+t "workers --qmp --cpus 0 --worker 1 pins that worker's QEMU thread (Cpus_allowed_list $allowed), I/O goes on, --cpus 0-1 undoes it" \
+	$rc "$(head -c 300 $W/s9.json)"
 
 ctl assign --vq 7 --worker 0 > /dev/null 2> $W/assign-bad.txt
 [ $? = 5 ] && grep -q 7 $W/assign-bad.txt && ! grep -q 'has no' $W/assign-bad.txt
@@ -485,6 +554,10 @@ for p in "io1 $IO1" "io2 $IO2"; do
 	[ -n "$want" ] && [ "$want" = "$have" ] || rc=1
 	det="$det $1 host=$have guest=$want"
 done
+want=$(cat $W/guest-a.log | grep 'E2E: e512 md5=' | tail -1 | sed 's/.*md5=//; s/\r$//')
+have=$(dd if="$backend4k" bs=64k count=1 iflag=direct status=none | md5sum | cut -d' ' -f1)
+[ -n "$want" ] && [ "$want" = "$have" ] && [ "$have" != "$e512pre" ] || rc=1
+det="$det e512 host=$have guest=$want"
 t "the backend holds what the guest wrote (host O_DIRECT read of null_blk)" $rc "$det"
 
 dmesg | tail -n +$((dmesg_start + 1)) > $W/dmesg.txt
