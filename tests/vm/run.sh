@@ -24,7 +24,7 @@
 # would use.  With them, nested guests died of corrupted registers (EFLAGS
 # with reserved bits set) in both e2e suites (issue 11); without them,
 # e2e-pci passed 2 of 3 fresh runs (the third stalled, cause unknown), but
-# make e2e's nested guest still died so once in 2 runs (2026-11-28): it
+# make e2e's nested guest still died of it once in 2 runs (2026-11-28): it
 # makes the corruption rarer at best, and check.sh reruns a suite whose
 # nested guest died of it.
 #
