@@ -172,8 +172,14 @@ if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 	reason "VM timed out after ${timeout}s (console: $console)"
 fi
 if [ ! -f "$results/status" ]; then
-	reason "the suite did not report an exit status (VM crashed or hung?); console: $console"
-	grep -E 'BUG|Oops|panic|WARNING' "$console" | head -20 >&2 || true
+	# The reason line is all a CI summary keeps: it names the first sign
+	# of trouble in the console (or its last line), and the console's
+	# tail follows, since the console file itself stays on the machine.
+	sign=$(grep -m1 -E 'BUG|Oops|panic|WARNING|watchdog|blocked for more than|qemu-system' \
+		"$console" 2>/dev/null || tail -1 "$console" 2>/dev/null || true)
+	reason "the suite did not report an exit status after ${elapsed}s (VM crashed or hung?): ${sign:-empty console}; console: $console"
+	echo "run.sh: the console's last 40 lines:" >&2
+	tail -40 "$console" | sed 's/^/run.sh: | /' >&2 || true
 else
 	st=$(cat "$results/status")
 	[ "$st" = 0 ] || reason "suite '$suite' exited with status $st"
