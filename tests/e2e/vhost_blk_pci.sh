@@ -222,7 +222,7 @@ start_qemu() {	# start_qemu TAG [ARGS...]: sets qpid, glog, qmp_cli, qmp_test
 		-device vhost-blk-pci,id=$DEV,drive=$backend,num-queues=$QUEUES,num-workers=2,serial=$SERIAL \
 		-device vhost-blk-pci,id=vblk1,drive=$backend4k,logical_block_size=512,serial=$SERIAL512 \
 		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.prefill=$prefill e2e.serial512=$SERIAL512 e2e.e512=$e512pre" \
+		-append "console=ttyS0 quiet loglevel=5 panic=-1 mitigations=off e2e.sectors=$sectors e2e.serial=$SERIAL e2e.queues=$QUEUES e2e.prefill=$prefill e2e.serial512=$SERIAL512 e2e.e512=$e512pre" \
 		-nographic -nodefaults -serial file:$W/guest-$tag.log -monitor none \
 		-qmp unix:$W/qmp-$tag.sock,server=on,wait=off \
 		-qmp unix:$W/qmpt-$tag.sock,server=on,wait=off \
