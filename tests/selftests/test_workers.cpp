@@ -360,12 +360,12 @@ TEST(busy_polling_window_follows_the_guests_gaps)
 	ASSERT_EQ(d->stats(0).poll_us, ceiling_us);
 
 	// Pauses longer than the ceiling: the window halves (20 ms to under
-	// 4 us takes 13 halvings), then it is off.  A pause halves it once or
-	// twice: when its poll runs out (a miss), when a second poll runs out
-	// unanswered, and when the gap is measured at the next request.  A
-	// pause whose poll the scheduler skipped (another task runnable) is
+	// 4 us takes 13 halvings), then it is off.  A pause halves it once,
+	// when its gap is measured at the next request, or twice if a second
+	// poll ran out unanswered in it; its first poll running out is a miss.
+	// A pause whose poll the scheduler skipped (another task runnable) is
 	// measured as a gap alone, with no miss (11 misses to a window of 0
-	// in a stock-kernel run), so misses only bound the halvings from below.
+	// in a stock-kernel run), so misses do not count the halvings.
 	unsigned pauses = 0;
 	while (pauses < 24 && d->stats(0).poll_us) {
 		std::this_thread::sleep_for(pause);
