@@ -314,10 +314,6 @@ struct BouncedReads {
 	}
 };
 
-} // namespace
-
-namespace {
-
 // A child cgroup of a cgroup2 hierarchy with the memory controller, the
 // calling process moved into it; moved back and removed on destruction.
 // SKIPs when there is no way to get one.
@@ -402,7 +398,6 @@ TEST_TIMEOUT(misaligned_max_size_reads_at_depth_16_wait_for_bounce_budget, 300)
 	ASSERT_GE(mem.rise(), int64_t{ max_request } / 2);
 	ASSERT_LE(mem.rise(), int64_t{ VHOST_BLK_RING_BOUNCE_BYTES } + mem_slack);
 }
-
 
 // ---- Ranges ----
 
