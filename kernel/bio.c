@@ -19,6 +19,7 @@
  * one per bio; the last vhost_blk_req_put() queues the completion.
  */
 #include <linux/bio.h>
+#include <linux/blk-mq.h>
 #include <linux/slab.h>
 #include <linux/virtio_blk.h>
 
@@ -76,6 +77,11 @@ void vhost_blk_req_release(struct vhost_blk_req *req)
 	/* Range segments a kworker never got to (rmw.c on ENOMEM). */
 	kfree(req->segs);
 	req->segs = NULL;
+	if (req->poll_bio) {
+		list_del(&req->poll_entry);
+		bio_put(req->poll_bio);
+		req->poll_bio = NULL;
+	}
 }
 
 /*
@@ -211,6 +217,35 @@ bool vhost_blk_write_through(struct vhost_blk_vq *bvq)
 	       READ_ONCE(bvq->blk->write_through);
 }
 
+/*
+ * Can the backend complete REQ_POLLED bios?  What blk-mq checks when such
+ * a bio is submitted: a blk-mq queue with poll queues (nvme poll_queues,
+ * null_blk poll_queues).  Bio-based devices (device mapper) never get
+ * polled bios from us.  The poll queues can change under us (null_blk's
+ * configfs, an nvme reset); a bio that lands after they are gone fails
+ * with BLK_STS_NOTSUPP, as io_uring's polled I/O does.
+ */
+bool vhost_blk_bdev_polls(struct block_device *bdev)
+{
+	struct request_queue *q = bdev_get_queue(bdev);
+
+	return queue_is_mq(q) && (q->limits.features & BLK_FEAT_POLL) &&
+	       READ_ONCE(q->tag_set->map[HCTX_TYPE_POLL].nr_queues);
+}
+
+/*
+ * The request is this one bio: send it polled (completion.c reaps it).
+ * Our reference keeps the bio valid for bio_poll() until the request is
+ * released.
+ */
+static void vhost_blk_poll_bio(struct vhost_blk_req *req, struct bio *bio)
+{
+	bio->bi_opf |= REQ_POLLED;
+	bio_get(bio);
+	req->poll_bio = bio;
+	list_add_tail(&req->poll_entry, &req->bvq->polled);
+}
+
 /* @bounce: from vhost_blk_needs_bounce(), with the ring's budget checked. */
 void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 			 sector_t sector, struct iov_iter *iter, bool write,
@@ -219,6 +254,7 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 	struct block_device *bdev = file_bdev(backend);
 	blk_opf_t opf = write ? REQ_OP_WRITE | REQ_SYNC | REQ_IDLE :
 				REQ_OP_READ;
+	bool first = true;
 	struct bio *bio;
 
 	if (write && vhost_blk_write_through(req->bvq)) {
@@ -248,6 +284,15 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 		if (!write)
 			bio_set_pages_dirty(bio);
 		sector += bio_sectors(bio);
+		/*
+		 * Polled only if it is the whole request, as direct I/O
+		 * polls only single-bio requests: a request is reaped by
+		 * polling one bio.  The block layer clears REQ_POLLED from a
+		 * bio it has to split; that one completes by interrupt.
+		 */
+		if (req->bvq->poll_bios && first && !iov_iter_count(iter))
+			vhost_blk_poll_bio(req, bio);
+		first = false;
 		vhost_blk_submit(req, bio);
 	}
 out:

@@ -70,6 +70,14 @@ struct vhost_blk_req {
 	u64 cost;			/* charged to bvq->inflight_bytes */
 
 	/*
+	 * A request sent as one REQ_POLLED bio (bio.c): the bio, with a
+	 * reference of ours so that it can be polled until the request is
+	 * released, and the request's entry on bvq->polled.
+	 */
+	struct bio *poll_bio;
+	struct list_head poll_entry;
+
+	/*
 	 * Bounce buffer for guest buffers the backend cannot DMA to and for
 	 * writes to backends that need stable pages; counted against the
 	 * ring's bounce budget (VHOST_BLK_RING_BOUNCE_BYTES).
@@ -156,6 +164,13 @@ struct vhost_blk_vq {
 	/* Idle periods since the last probe at the ceiling; one is due. */
 	unsigned int poll_quiet;
 	bool poll_probe;
+	/*
+	 * Polled completions (completion.c): this kick-handler run sends
+	 * REQ_POLLED bios, and the requests that were sent so, until they
+	 * are released.
+	 */
+	bool poll_bios;
+	struct list_head polled;
 	struct vhost_blk_vring_stats stats;
 
 	/* Protected by dev.mutex: the backend while a drain holds the ring. */
@@ -236,6 +251,7 @@ void vhost_blk_poll_ceiling(struct vhost_blk_vq *bvq);
 
 /* bio.c */
 bool vhost_blk_write_through(struct vhost_blk_vq *bvq);
+bool vhost_blk_bdev_polls(struct block_device *bdev);
 bool vhost_blk_needs_bounce(struct block_device *bdev, struct iov_iter *iter,
 			    bool write);
 void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
@@ -308,6 +324,7 @@ void vhost_blk_done_work(struct vhost_work *work);
 void vhost_blk_note_hold(struct vhost_blk_vq *bvq, u64 start);
 void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report);
 void vhost_blk_finish_now(struct vhost_blk_req *req, u8 status);
+unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq);
 
 /* workers.c */
 long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp);

@@ -8,6 +8,18 @@
  * worker.  vhost_blk_done_work() then writes the status bytes, adds every
  * finished request to the used ring in one go and signals the guest once.
  *
+ * Polled completions: while a ring busy-polls (request.c), a read or write
+ * that is one bio goes to a backend with poll queues as a REQ_POLLED bio
+ * (bio.c).  No interrupt ends it: the worker reaps it with bio_poll(), in
+ * the kick handler (between batches and while it polls the ring), then in
+ * done_work, which queues itself again until every polled request has
+ * ended, and a drain reaps what is left itself (device.c), so it never
+ * waits for a bio nobody polls.  end_io runs in the poller's context then,
+ * inline: no softirq, no wake-up of the worker.  The worker stays busy
+ * while polled requests are in flight, as io_uring's IOPOLL does, for the
+ * backend's I/O time, and only while the ring's polling window is open:
+ * an idle guest's window shrinks to 0 and its requests are not polled.
+ *
  * The done list is drained under vq->mutex, so each request is reported
  * exactly once whichever context drains it: the ring's worker (whichever
  * worker the ring is attached to at the time), the kick handler at the end
@@ -72,6 +84,38 @@ void vhost_blk_bio_end_io(struct bio *bio)
 		bio_put(bio);
 	}
 	vhost_blk_req_put(req);
+}
+
+/*
+ * Polls the backend queues of the ring's polled requests still in flight,
+ * once each (a poll ends whatever finished on its queue, so one per queue
+ * in a row); returns how many of them are still in flight.  Their end_io
+ * runs here.  Caller holds vq->mutex.
+ */
+unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
+{
+	blk_qc_t cookie, last = BLK_QC_T_NONE;
+	struct vhost_blk_req *req;
+	unsigned int left = 0;
+
+	list_for_each_entry(req, &bvq->polled, poll_entry) {
+		if (!atomic_read(&req->pending))
+			continue;
+		/*
+		 * The block layer clears REQ_POLLED from a bio it has to
+		 * split (or submits it later, after blk-throttle held it):
+		 * that one ends by interrupt, and end_io queues done_work.
+		 */
+		if (!(READ_ONCE(req->poll_bio->bi_opf) & REQ_POLLED))
+			continue;
+		cookie = READ_ONCE(req->poll_bio->bi_cookie);
+		if (cookie == BLK_QC_T_NONE || cookie != last)
+			bio_poll(req->poll_bio, NULL, BLK_POLL_ONESHOT);
+		last = cookie;
+		if (atomic_read(&req->pending))
+			left++;
+	}
+	return left;
 }
 
 /* Completes a request that never reached the block device. */
@@ -250,11 +294,31 @@ void vhost_blk_done_work(struct vhost_work *work)
 {
 	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
 						done_work);
+	unsigned int left = 0;
 	u64 start;
 
 	mutex_lock(&bvq->vq.mutex);
 	start = local_clock();
+	if (!list_empty(&bvq->polled)) {
+		/*
+		 * What ends while we reap is reported below: end_io need
+		 * not queue this work again (as in the kick handler).
+		 */
+		WRITE_ONCE(bvq->reporting, true);
+		/* Pairs with llist_add()'s barrier in vhost_blk_req_put(). */
+		smp_mb();
+		left = vhost_blk_reap(bvq);
+		WRITE_ONCE(bvq->reporting, false);
+		/* Pairs with llist_add()'s barrier in vhost_blk_req_put(). */
+		smp_mb();
+	}
 	vhost_blk_complete(bvq, true);
 	vhost_blk_note_hold(bvq, start);
 	mutex_unlock(&bvq->vq.mutex);
+	/*
+	 * Polled requests are still in flight: poll again once the worker
+	 * ran what else is queued (another ring's kick, this ring's).
+	 */
+	if (left)
+		vhost_vq_work_queue(&bvq->vq, &bvq->done_work);
 }

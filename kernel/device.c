@@ -119,12 +119,28 @@ static struct file *vhost_blk_quiesce_vq(struct vhost_blk_vq *bvq)
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct file *backend;
 
+	unsigned int polled;
+
 	mutex_lock(&vq->mutex);
 	backend = vhost_vq_get_backend(vq);
 	vhost_vq_set_backend(vq, NULL);
 	mutex_unlock(&vq->mutex);
-	if (backend)
-		wait_event(bvq->idle, !atomic_read(&bvq->ending));
+	if (!backend)
+		return NULL;
+	/*
+	 * Polled requests end only when polled: reap them here, whether
+	 * or not the worker's done_work still runs (a killed owner's
+	 * worker is gone).
+	 */
+	while (atomic_read(&bvq->ending)) {
+		mutex_lock(&vq->mutex);
+		polled = vhost_blk_reap(bvq);
+		mutex_unlock(&vq->mutex);
+		if (!polled)
+			break;
+		cond_resched();
+	}
+	wait_event(bvq->idle, !atomic_read(&bvq->ending));
 	return backend;
 }
 
@@ -764,6 +780,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 		init_llist_head(&bvq->done);
 		atomic_set(&bvq->ending, 0);
 		init_waitqueue_head(&bvq->idle);
+		INIT_LIST_HEAD(&bvq->polled);
 		blk->vq_ptrs[i] = &bvq->vq;
 	}
 	vhost_dev_init(&blk->dev, blk->vq_ptrs, nvqs, UIO_MAXIOV,

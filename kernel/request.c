@@ -630,6 +630,8 @@ static enum vhost_blk_poll_end vhost_blk_busy_poll(struct vhost_blk_vq *bvq,
 			return VHOST_BLK_POLL_YIELDED;
 		if (time_after(vhost_blk_busy_clock(), endtime))
 			return VHOST_BLK_POLL_EXPIRED;
+		if (!list_empty(&bvq->polled))
+			vhost_blk_reap(bvq);
 		if (!llist_empty(&bvq->done))
 			vhost_blk_complete(bvq, true);
 		/* Reporting hit a ring error: take nothing more. */
@@ -708,6 +710,12 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		log = bvq->log;
 	if (unlikely(vhost_blk_ceiling(bvq) != bvq->poll_ceiling))
 		vhost_blk_poll_ceiling(bvq);
+	/*
+	 * While the ring polls, its reads and writes are polled too
+	 * (completion.c); the window shrinks to 0 for an idle guest.
+	 */
+	bvq->poll_bios = bvq->poll_window && !bvq->blk->file &&
+			 vhost_blk_bdev_polls(file_bdev(backend));
 
 	/*
 	 * From here on the handler reports what ends, at every
@@ -791,6 +799,8 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		 */
 		if (!(++reqs % VHOST_BLK_REPORT_EVERY)) {
 			blk_finish_plug(&plug);
+			if (!list_empty(&bvq->polled))
+				vhost_blk_reap(bvq);
 			vhost_blk_complete(bvq, true);
 			blk_start_plug(&plug);
 			/* Reporting hit a ring error: take nothing more. */
@@ -813,6 +823,10 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	 * the done list: report it, what failed validation and what already
 	 * finished, in one batch.
 	 */
+	if (!list_empty(&bvq->polled) && vhost_blk_reap(bvq))
+		/* No interrupt ends them: done_work goes on polling. */
+		vhost_vq_work_queue(vq, &bvq->done_work);
+	bvq->poll_bios = false;
 	WRITE_ONCE(bvq->reporting, false);
 	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
 	smp_mb();

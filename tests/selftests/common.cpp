@@ -463,3 +463,11 @@ void vbt::write_read_back(vblk::BlkDriver &d, const Backend &b, unsigned wq, uns
 	ASSERT_BYTES_EQ(back, data);
 	ASSERT_BYTES_EQ(b.read_direct(sector * vblk::sector_size, len), data);
 }
+
+void vbt::write_file(const std::string &path, const std::string &value)
+{
+	std::ofstream f(path);
+	f << value << std::flush;
+	if (!f)
+		throw vblk::SysError(errno, "write " + path);
+}

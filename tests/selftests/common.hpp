@@ -149,6 +149,9 @@ template <typename F> int in_child(F fn)
 void write_read_back(vblk::BlkDriver &d, const Backend &b, unsigned wq, unsigned rq,
 		     uint64_t sector, size_t len, uint64_t seed);
 
+// Writes `value` to a sysfs or configfs attribute; throws on failure.
+void write_file(const std::string &path, const std::string &value);
+
 // Opens a fresh device on `b` and checks a write/read round trip.
 void assert_device_usable(const Backend &b, uint64_t sector = 123456);
 

@@ -27,14 +27,6 @@ struct AckLog {
 	uint64_t seed[max];
 };
 
-void write_file(const std::string &path, const std::string &value)
-{
-	std::ofstream f(path);
-	f << value << std::flush;
-	if (!f)
-		throw vblk::SysError(errno, "write " + path);
-}
-
 // Completions of a run where each request may succeed or fail.
 struct Tally {
 	uint64_t ok = 0, ioerr = 0, other = 0;

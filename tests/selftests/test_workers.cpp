@@ -8,7 +8,9 @@
 
 #include <dirent.h>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -306,6 +308,172 @@ TEST_VARIANTS(busy_polling_ring_round_trips_every_request, PollBackend, p,
 	std::vector<uint8_t> back(4096);
 	ASSERT_EQ(d->read(0, base, back), VIRTIO_BLK_S_OK);
 	ASSERT_BYTES_EQ(back, pattern(4096, base, ktap::seed()));
+}
+
+namespace {
+
+// A null_blk disk of its own (configfs), memory backed, 64 MiB, with one
+// poll queue and completions of every other request from a timer
+// `late_ms` after submission: a request that is not polled takes at least
+// that long, one the worker polls ends at once (null_blk's poll queues
+// ignore irqmode).  Powered off and removed at the end.
+class LateNullBlk {
+public:
+	explicit LateNullBlk(unsigned late_ms)
+	{
+		struct stat st;
+		if (::stat(cfg, &st) != 0)
+			SKIP("null_blk configfs not available");
+		::rmdir(dir.c_str());
+		if (::mkdir(dir.c_str(), 0755) != 0)
+			throw vblk::SysError(errno, "mkdir " + dir);
+		write_file(dir + "/size", "64");
+		write_file(dir + "/memory_backed", "1");
+		write_file(dir + "/poll_queues", "1");
+		write_file(dir + "/irqmode", "2");
+		write_file(dir + "/completion_nsec", std::to_string(late_ms * 1000000ULL));
+		write_file(dir + "/power", "1");
+		// The disk appears asynchronously to udev-less /dev (devtmpfs).
+		for (int i = 0; i < 500 && ::access(dev, F_OK) != 0; i++)
+			std::this_thread::sleep_for(2ms);
+	}
+	~LateNullBlk()
+	{
+		try {
+			write_file(dir + "/power", "0");
+		} catch (const std::exception &) {
+		}
+		::rmdir(dir.c_str());
+	}
+	LateNullBlk(const LateNullBlk &) = delete;
+	LateNullBlk &operator=(const LateNullBlk &) = delete;
+
+	static constexpr const char *cfg = "/sys/kernel/config/nullb";
+	static constexpr const char *dev = "/dev/vblkpoll";
+	const std::string dir = std::string(cfg) + "/vblkpoll";
+};
+
+using Clock = std::chrono::steady_clock;
+
+long long ms_since(Clock::time_point t0)
+{
+	return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+}
+
+} // namespace
+
+// Polled completions: while a ring busy-polls, its reads and writes go to a
+// backend with poll queues as REQ_POLLED bios, which the worker reaps: on a
+// disk that completes everything else 2 s late, queue depth 1 and a burst
+// of 64 complete long before that, every byte read back through the ring
+// over a range prefilled with another pattern, and checked on the disk.  A
+// stop (GET_VRING_BASE) right after a polled burst reaps it: the base is
+// exact, every request completes once.  The same ring without polling
+// waits for the backend's timer: polling is what made it fast.
+TEST_TIMEOUT(polled_completions_end_without_the_backends_interrupt, 120)
+{
+	constexpr unsigned late_ms = 2000;
+	LateNullBlk nb(late_ms);
+	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
+	auto b = Backend::open("VBLK_LATE_NULLB");
+	vblk::BlkDriver d(driver_options(1, 256));
+	d.attach(b.fd());
+	// A ceiling well above the driver's gaps at depth 1: the window stays
+	// open and every request is polled.
+	d.device().set_vring_busyloop_timeout(0, 50000);
+	constexpr unsigned n = 64;
+	const uint64_t seed = ktap::seed();
+	long long slowest = 0;
+
+	// Depth 1: the prefill (seed + 1), then the pattern (seed) over it.
+	for (uint64_t pass : { seed + 1, seed }) {
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t s = i * 8;
+			auto t0 = Clock::now();
+			ASSERT_EQ(d.write(0, s, pattern(4096, s, pass + i)), VIRTIO_BLK_S_OK);
+			slowest = std::max(slowest, ms_since(t0));
+		}
+	}
+	ktap::diag("slowest polled write at depth 1: " + std::to_string(slowest) + " ms");
+	ASSERT_TRUE(slowest < late_ms / 2);
+
+	// A burst of 64 writes over the second half, prefilled the same way.
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t s = (n + i) * 8;
+		ASSERT_EQ(d.write(0, s, pattern(4096, s, seed + 1 + n + i)), VIRTIO_BLK_S_OK);
+	}
+	auto t0 = Clock::now();
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t s = (n + i) * 8;
+		d.submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed + n + i)), false);
+	}
+	d.kick(0);
+	std::set<uint64_t> tokens;
+	while (tokens.size() < n)
+		for (auto &c : d.poll(0)) {
+			ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
+			ASSERT_TRUE(tokens.insert(c.token).second);
+		}
+	auto burst = ms_since(t0);
+	ktap::diag("polled burst of 64 writes: " + std::to_string(burst) + " ms");
+	ASSERT_TRUE(burst < late_ms / 2);
+
+	// Read back through the ring at depth 1 (polled reads), then the disk.
+	slowest = 0;
+	for (unsigned i = 0; i < 2 * n; i++) {
+		uint64_t s = i * 8;
+		std::vector<uint8_t> back(4096);
+		auto r0 = Clock::now();
+		ASSERT_EQ(d.read(0, s, back), VIRTIO_BLK_S_OK);
+		slowest = std::max(slowest, ms_since(r0));
+		ASSERT_BYTES_EQ(back, pattern(4096, s, seed + i));
+	}
+	ASSERT_TRUE(slowest < late_ms / 2);
+	auto disk = b.read_direct(0, 2 * n * 4096);
+	for (unsigned i = 0; i < 2 * n; i++)
+		ASSERT_BYTES_EQ(std::span<const uint8_t>(disk).subspan(i * 4096, 4096),
+				pattern(4096, i * 8, seed + i));
+
+	// A stop right after a polled burst: every request taken completes
+	// into the used ring first, once.
+	const unsigned used = d.queue(0).used_idx();
+	tokens.clear();
+	for (unsigned i = 0; i < n; i++)
+		tokens.insert(d.submit(0, vblk::BlkDriver::read_spec(i * 8, 4096), false));
+	d.kick(0);
+	// Once the worker has taken some (bounded: 5 s).
+	for (auto w0 = Clock::now(); Clock::now() - w0 < 5s;)
+		if (d.stats(0).inflight || d.queue(0).used_idx() != uint16_t(used))
+			break;
+	const unsigned base = d.get_vring_base(0);
+	ASSERT_EQ(d.queue(0).used_idx(), uint16_t(base));
+	std::set<uint64_t> done;
+	for (auto &c : d.poll(0, 0, 0ms)) {
+		ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
+		ASSERT_TRUE(tokens.count(c.token) == 1);
+		ASSERT_TRUE(done.insert(c.token).second);
+	}
+	ASSERT_EQ(done.size(), size_t(uint16_t(base - used)));
+	ktap::diag(std::to_string(done.size()) + " of 64 reads taken before the stop");
+	ASSERT_EQ(d.stats(0).inflight, 0u);
+	d.restart_ring(0, uint16_t(base));
+	d.attach(b.fd());
+	while (done.size() < n)
+		for (auto &c : d.poll(0)) {
+			ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
+			ASSERT_TRUE(done.insert(c.token).second);
+		}
+
+	// Polling off: the ring's requests are not polled, the timer ends them.
+	d.device().set_vring_busyloop_timeout(0, 0);
+	std::vector<uint8_t> back(4096);
+	auto r0 = Clock::now();
+	ASSERT_EQ(d.read(0, 0, back), VIRTIO_BLK_S_OK);
+	auto unpolled = ms_since(r0);
+	ktap::diag("a read without polling: " + std::to_string(unpolled) + " ms");
+	ASSERT_TRUE(unpolled >= late_ms * 9 / 10);
+	ASSERT_BYTES_EQ(back, pattern(4096, 0, seed));
+	ASSERT_EQ(d.stats(0).inflight, 0u);
 }
 
 namespace {
