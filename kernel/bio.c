@@ -19,7 +19,6 @@
  * one per bio; the last vhost_blk_req_put() queues the completion.
  */
 #include <linux/bio.h>
-#include <linux/blk-mq.h>
 #include <linux/slab.h>
 #include <linux/virtio_blk.h>
 
@@ -79,6 +78,7 @@ void vhost_blk_req_release(struct vhost_blk_req *req)
 	req->segs = NULL;
 	if (req->poll_bio) {
 		list_del(&req->poll_entry);
+		req->bvq->nr_polled--;
 		bio_put(req->poll_bio);
 		req->poll_bio = NULL;
 	}
@@ -218,32 +218,79 @@ bool vhost_blk_write_through(struct vhost_blk_vq *bvq)
 }
 
 /*
- * Can the backend complete REQ_POLLED bios?  What blk-mq checks when such
- * a bio is submitted: a blk-mq queue with poll queues (nvme poll_queues,
- * null_blk poll_queues).  Bio-based devices (device mapper) never get
- * polled bios from us.  The poll queues can change under us (null_blk's
- * configfs, an nvme reset); a bio that lands after they are gone fails
- * with BLK_STS_NOTSUPP, as io_uring's polled I/O does.
+ * Can the backend complete REQ_POLLED bios?  A blk-mq disk that had poll
+ * queues when it was set up (nvme poll_queues, null_blk poll_queues).
+ * Bio-based devices (device mapper, nvme multipath's head) never get
+ * polled bios from us.  Whether poll queues are still there is for the
+ * block layer to say when the bio is submitted (see below): q->tag_set
+ * may already be freed when the disk is gone.
  */
 bool vhost_blk_bdev_polls(struct block_device *bdev)
 {
 	struct request_queue *q = bdev_get_queue(bdev);
 
-	return queue_is_mq(q) && (q->limits.features & BLK_FEAT_POLL) &&
-	       READ_ONCE(q->tag_set->map[HCTX_TYPE_POLL].nr_queues);
+	return queue_is_mq(q) && (q->limits.features & BLK_FEAT_POLL);
 }
 
 /*
- * The request is this one bio: send it polled (completion.c reaps it).
- * Our reference keeps the bio valid for bio_poll() until the request is
- * released.
+ * Sends the request as one REQ_POLLED bio (completion.c reaps it), if it
+ * fits in one, as direct I/O polls only single-bio requests.  REQ_NOWAIT:
+ * the worker must never sleep in the block layer waiting for a tag or a
+ * queue freeze while its own polled requests, which only it reaps, hold
+ * the tags.  What the block layer would have waited for, or refused (no
+ * free tag, a frozen queue, a split, poll queues gone), ends the bio at
+ * once with BLK_STS_AGAIN or BLK_STS_NOTSUPP; the request then goes the
+ * usual way, unpolled.  Returns false, with @iter as it was, if the
+ * request is still to be sent.  Our reference keeps the bio valid for
+ * bio_poll() until the request is released.
  */
-static void vhost_blk_poll_bio(struct vhost_blk_req *req, struct bio *bio)
+static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
+				    struct block_device *bdev, sector_t sector,
+				    struct iov_iter *iter, blk_opf_t opf)
 {
-	bio->bi_opf |= REQ_POLLED;
+	struct vhost_blk_vq *bvq = req->bvq;
+	struct iov_iter saved = *iter;
+	blk_status_t status;
+	struct bio *bio;
+
+	if (iov_iter_npages(iter, BIO_MAX_VECS + 1) > BIO_MAX_VECS)
+		return false;
+	bio = bio_alloc(bdev, bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
+			opf | REQ_POLLED | REQ_NOWAIT, GFP_KERNEL);
+	bio->bi_iter.bi_sector = sector;
+	if (bio_iov_iter_get_pages(bio, iter)) {
+		bio_put(bio);
+		goto unpolled;
+	}
+	if (iov_iter_count(iter)) {
+		/* More than one bio. */
+		bio_release_pages(bio, false);
+		bio_put(bio);
+		goto unpolled;
+	}
+	if (!op_is_write(opf))
+		bio_set_pages_dirty(bio);
 	bio_get(bio);
 	req->poll_bio = bio;
-	list_add_tail(&req->poll_entry, &req->bvq->polled);
+	list_add_tail(&req->poll_entry, &bvq->polled);
+	bvq->nr_polled++;
+	vhost_blk_submit(req, bio);
+	/*
+	 * Nothing ends a polled bio before it is polled but the block
+	 * layer refusing it inside submit_bio(): end_io has run then, and
+	 * released the pages.  The submitter's reference keeps the request.
+	 */
+	status = READ_ONCE(bio->bi_status);
+	if (status != BLK_STS_AGAIN && status != BLK_STS_NOTSUPP)
+		return true;
+	WRITE_ONCE(req->error, BLK_STS_OK);
+	list_del(&req->poll_entry);
+	bvq->nr_polled--;
+	req->poll_bio = NULL;
+	bio_put(bio);
+unpolled:
+	*iter = saved;
+	return false;
 }
 
 /* @bounce: from vhost_blk_needs_bounce(), with the ring's budget checked. */
@@ -254,7 +301,6 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 	struct block_device *bdev = file_bdev(backend);
 	blk_opf_t opf = write ? REQ_OP_WRITE | REQ_SYNC | REQ_IDLE :
 				REQ_OP_READ;
-	bool first = true;
 	struct bio *bio;
 
 	if (write && vhost_blk_write_through(req->bvq)) {
@@ -271,6 +317,11 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 		goto out;
 	}
 
+	if (req->bvq->poll_bios &&
+	    req->bvq->nr_polled < VHOST_BLK_POLLED_MAX &&
+	    vhost_blk_submit_polled(req, bdev, sector, iter, opf))
+		goto out;
+
 	while (iov_iter_count(iter)) {
 		bio = bio_alloc(bdev, bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
 				opf, GFP_KERNEL);
@@ -284,15 +335,6 @@ void vhost_blk_submit_rw(struct vhost_blk_req *req, struct file *backend,
 		if (!write)
 			bio_set_pages_dirty(bio);
 		sector += bio_sectors(bio);
-		/*
-		 * Polled only if it is the whole request, as direct I/O
-		 * polls only single-bio requests: a request is reaped by
-		 * polling one bio.  The block layer clears REQ_POLLED from a
-		 * bio it has to split; that one completes by interrupt.
-		 */
-		if (req->bvq->poll_bios && first && !iov_iter_count(iter))
-			vhost_blk_poll_bio(req, bio);
-		first = false;
 		vhost_blk_submit(req, bio);
 	}
 out:

@@ -24,6 +24,11 @@
 
 /* Requests handled per kick before yielding the worker to other rings. */
 #define VHOST_BLK_WEIGHT	256
+/*
+ * Polled requests per ring, in flight or not yet reported: what one reap
+ * walks, and how many poll-queue tags a ring's unreaped requests can hold.
+ */
+#define VHOST_BLK_POLLED_MAX	64
 /* Payload bytes (data, or sectors of range requests) per kick before yielding. */
 #define VHOST_BLK_BYTE_WEIGHT	(32 << 20)
 /*
@@ -135,9 +140,10 @@ struct vhost_blk_vq {
 	atomic_t ending;
 	wait_queue_head_t idle;		/* woken when ending reaches 0 */
 	/*
-	 * The worker is in this ring's kick handler (busy polling included)
-	 * and reports every request that ends before it leaves: end_io need
-	 * not queue done_work.  Written under vq->mutex.
+	 * The worker is in this ring's kick handler (busy polling included),
+	 * or done_work reaps polled requests, and reports every request that
+	 * ends before it leaves: end_io need not queue done_work.  Written
+	 * under vq->mutex.
 	 */
 	bool reporting;
 
@@ -171,6 +177,7 @@ struct vhost_blk_vq {
 	 */
 	bool poll_bios;
 	struct list_head polled;
+	unsigned int nr_polled;		/* on polled */
 	struct vhost_blk_vring_stats stats;
 
 	/* Protected by dev.mutex: the backend while a drain holds the ring. */

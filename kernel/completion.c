@@ -89,8 +89,9 @@ void vhost_blk_bio_end_io(struct bio *bio)
 /*
  * Polls the backend queues of the ring's polled requests still in flight,
  * once each (a poll ends whatever finished on its queue, so one per queue
- * in a row); returns how many of them are still in flight.  Their end_io
- * runs here.  Caller holds vq->mutex.
+ * in a row); returns how many of them are still in flight as polled bios.
+ * Their end_io runs here.  At most VHOST_BLK_POLLED_MAX of them.  Caller
+ * holds vq->mutex.
  */
 unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
 {
@@ -102,9 +103,10 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
 		if (!atomic_read(&req->pending))
 			continue;
 		/*
-		 * The block layer clears REQ_POLLED from a bio it has to
-		 * split (or submits it later, after blk-throttle held it):
+		 * Zone write plugging clears REQ_POLLED from a bio it holds:
 		 * that one ends by interrupt, and end_io queues done_work.
+		 * (A bio blk-throttle holds stays polled: see
+		 * Documentation/vhost-blk.rst, "Polled completions".)
 		 */
 		if (!(READ_ONCE(req->poll_bio->bi_opf) & REQ_POLLED))
 			continue;

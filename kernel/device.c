@@ -110,16 +110,16 @@ out_unlock:
 
 /*
  * Stops taking requests from the ring and waits until every bio it issued
- * has ended; the finished requests stay on the done list.  Returns the
- * backend the ring had, NULL if it had none.  The wait is bounded by the
- * backend's I/O time for what is in flight: no new request starts meanwhile.
+ * has ended, polling the polled ones; the finished requests stay on the
+ * done list.  Returns the backend the ring had, NULL if it had none.  The
+ * wait is bounded by the backend's I/O time for what is in flight: no new
+ * request starts meanwhile.
  */
 static struct file *vhost_blk_quiesce_vq(struct vhost_blk_vq *bvq)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct file *backend;
-
-	unsigned int polled;
+	unsigned int left;
 
 	mutex_lock(&vq->mutex);
 	backend = vhost_vq_get_backend(vq);
@@ -134,9 +134,9 @@ static struct file *vhost_blk_quiesce_vq(struct vhost_blk_vq *bvq)
 	 */
 	while (atomic_read(&bvq->ending)) {
 		mutex_lock(&vq->mutex);
-		polled = vhost_blk_reap(bvq);
+		left = vhost_blk_reap(bvq);
 		mutex_unlock(&vq->mutex);
-		if (!polled)
+		if (!left)
 			break;
 		cond_resched();
 	}

@@ -823,9 +823,10 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	 * the done list: report it, what failed validation and what already
 	 * finished, in one batch.
 	 */
-	if (!list_empty(&bvq->polled) && vhost_blk_reap(bvq))
+	if (!list_empty(&bvq->polled) && vhost_blk_reap(bvq)) {
 		/* No interrupt ends them: done_work goes on polling. */
 		vhost_vq_work_queue(vq, &bvq->done_work);
+	}
 	bvq->poll_bios = false;
 	WRITE_ONCE(bvq->reporting, false);
 	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
