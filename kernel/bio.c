@@ -240,9 +240,12 @@ bool vhost_blk_bdev_polls(struct block_device *bdev)
  * the tags.  What the block layer would have waited for, or refused (no
  * free tag, a frozen queue, a split, poll queues gone), ends the bio at
  * once with BLK_STS_AGAIN or BLK_STS_NOTSUPP; the request then goes the
- * usual way, unpolled.  Returns false, with @iter as it was, if the
- * request is still to be sent.  Our reference keeps the bio valid for
- * bio_poll() until the request is released.
+ * usual way, unpolled.  REQ_NOMERGE: bio_poll() finds a bio's queue by
+ * the cookie of the request it heads, and a bio merged into another
+ * request (another ring's, or an unpolled one) has none, so it could only
+ * be reaped by whoever polls that request.  Returns false, with @iter as
+ * it was, if the request is still to be sent.  Our reference keeps the
+ * bio valid for bio_poll() until the request is released.
  */
 static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 				    struct block_device *bdev, sector_t sector,
@@ -256,7 +259,8 @@ static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 	if (iov_iter_npages(iter, BIO_MAX_VECS + 1) > BIO_MAX_VECS)
 		return false;
 	bio = bio_alloc(bdev, bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
-			opf | REQ_POLLED | REQ_NOWAIT, GFP_KERNEL);
+			opf | REQ_POLLED | REQ_NOWAIT | REQ_NOMERGE,
+			GFP_KERNEL);
 	bio->bi_iter.bi_sector = sector;
 	if (bio_iov_iter_get_pages(bio, iter)) {
 		bio_put(bio);
