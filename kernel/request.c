@@ -16,6 +16,7 @@
  * SECURE_ERASE segment list; the device-writable part holds IN or GET_ID
  * data followed by one status byte.  Any split across descriptors is fine.
  */
+#include <linux/moduleparam.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/stat.h>
@@ -491,6 +492,18 @@ malformed:
  */
 #define VHOST_BLK_REPORT_EVERY 16
 
+/*
+ * Polled completions (completion.c) while a ring busy-polls.  Off by
+ * default: on null_blk's poll queues in the TCG test VM they made queue
+ * depth 1 slower, not faster (Documentation/performance.md, "Polled
+ * completions"); the hardware they are for, nvme poll queues, was not
+ * measured.  Read once per kick-handler run.
+ */
+static bool polled_completions;
+module_param(polled_completions, bool, 0644);
+MODULE_PARM_DESC(polled_completions,
+		 "Send REQ_POLLED bios while a ring busy-polls (default off)");
+
 /* Roughly microseconds, cheap to read: what vhost-net polls with. */
 static unsigned long vhost_blk_busy_clock(void)
 {
@@ -711,10 +724,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	if (unlikely(vhost_blk_ceiling(bvq) != bvq->poll_ceiling))
 		vhost_blk_poll_ceiling(bvq);
 	/*
-	 * While the ring polls, its reads and writes are polled too
+	 * While the ring polls, its reads and writes may be polled too
 	 * (completion.c); the window shrinks to 0 for an idle guest.
 	 */
-	bvq->poll_bios = bvq->poll_window && !bvq->blk->file &&
+	bvq->poll_bios = READ_ONCE(polled_completions) && bvq->poll_window &&
+			 !bvq->blk->file &&
 			 vhost_blk_bdev_polls(file_bdev(backend));
 
 	/*

@@ -355,6 +355,24 @@ public:
 	const std::string dir = std::string(cfg) + "/vblkpoll";
 };
 
+// vhost_blk.polled_completions on for one test, off again afterwards (its
+// default).
+class PolledCompletions {
+public:
+	PolledCompletions() { write_file(param, "Y"); }
+	~PolledCompletions()
+	{
+		try {
+			write_file(param, "N");
+		} catch (const std::exception &) {
+		}
+	}
+	PolledCompletions(const PolledCompletions &) = delete;
+	PolledCompletions &operator=(const PolledCompletions &) = delete;
+
+	static constexpr const char *param = "/sys/module/vhost_blk/parameters/polled_completions";
+};
+
 using Clock = std::chrono::steady_clock;
 
 long long ms_since(Clock::time_point t0)
@@ -364,18 +382,22 @@ long long ms_since(Clock::time_point t0)
 
 } // namespace
 
-// Polled completions: while a ring busy-polls, its reads and writes go to a
-// backend with poll queues as REQ_POLLED bios, which the worker reaps: on a
-// disk that completes everything else 2 s late, queue depth 1 and a burst
-// of 64 complete long before that, every byte read back through the ring
-// over a range prefilled with another pattern, and checked on the disk.  A
+// Polled completions (vhost_blk.polled_completions=Y): while a ring
+// busy-polls, its reads and writes go to a backend with poll queues as
+// REQ_POLLED bios, which the worker reaps: on a disk that completes
+// everything else 2 s late, queue depth 1 and a burst of 64 complete long
+// before that, every byte read back through the ring over a range
+// prefilled with another pattern, and checked on the disk.  A
 // stop (GET_VRING_BASE) right after a polled burst reaps it: the base is
-// exact, every request completes once.  The same ring without polling
-// waits for the backend's timer: polling is what made it fast.
+// exact, every request completes once.  The same ring without polling, or
+// polling with the parameter off (its default), waits for the backend's
+// timer: polled completions are what made it fast.
 TEST_TIMEOUT(polled_completions_end_without_the_backends_interrupt, 120)
 {
 	constexpr unsigned late_ms = 2000;
 	LateNullBlk nb(late_ms);
+	std::optional<PolledCompletions> polled;
+	polled.emplace();
 	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
 	auto b = Backend::open("VBLK_LATE_NULLB");
 	vblk::BlkDriver d(driver_options(1, 256));
@@ -475,6 +497,18 @@ TEST_TIMEOUT(polled_completions_end_without_the_backends_interrupt, 120)
 	ktap::diag("a read without polling: " + std::to_string(unpolled) + " ms");
 	ASSERT_TRUE(unpolled >= late_ms * 9 / 10);
 	ASSERT_BYTES_EQ(back, pattern(4096, 0, seed));
+
+	// Polling on, vhost_blk.polled_completions off (the default): the
+	// ring polls, its requests are not polled.
+	polled.reset();
+	d.device().set_vring_busyloop_timeout(0, 50000);
+	r0 = Clock::now();
+	ASSERT_EQ(d.read(0, 8, back), VIRTIO_BLK_S_OK);
+	unpolled = ms_since(r0);
+	ktap::diag("a read of a polling ring, polled completions off: " +
+		   std::to_string(unpolled) + " ms");
+	ASSERT_TRUE(unpolled >= late_ms * 9 / 10);
+	ASSERT_BYTES_EQ(back, pattern(4096, 8, seed + 1));
 	ASSERT_EQ(d.stats(0).inflight, 0u);
 }
 
@@ -491,6 +525,7 @@ TEST_TIMEOUT(polled_requests_beyond_the_poll_queues_tags_go_unpolled, 120)
 {
 	constexpr unsigned late_ms = 300;
 	LateNullBlk nb(late_ms, 8);
+	PolledCompletions polled;
 	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
 	auto b = Backend::open("VBLK_LATE_NULLB");
 	constexpr unsigned n = 64;
