@@ -373,6 +373,19 @@ public:
 	static constexpr const char *param = "/sys/module/vhost_blk/parameters/polled_completions";
 };
 
+// Waits until `n` requests of ring `q` have completed, each OK and each
+// once; returns their tokens.
+std::set<uint64_t> completed_ok_once(vblk::BlkDriver &d, unsigned q, size_t n)
+{
+	std::set<uint64_t> tokens;
+	while (tokens.size() < n)
+		for (auto &c : d.poll(q)) {
+			ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
+			ASSERT_TRUE(tokens.insert(c.token).second);
+		}
+	return tokens;
+}
+
 using Clock = std::chrono::steady_clock;
 
 long long ms_since(Clock::time_point t0)
@@ -432,12 +445,7 @@ TEST_TIMEOUT(polled_completions_end_without_the_backends_interrupt, 120)
 		d.submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed + n + i)), false);
 	}
 	d.kick(0);
-	std::set<uint64_t> tokens;
-	while (tokens.size() < n)
-		for (auto &c : d.poll(0)) {
-			ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
-			ASSERT_TRUE(tokens.insert(c.token).second);
-		}
+	std::set<uint64_t> tokens = completed_ok_once(d, 0, n);
 	auto burst = ms_since(t0);
 	ktap::diag("polled burst of 64 writes: " + std::to_string(burst) + " ms");
 	ASSERT_TRUE(burst < late_ms / 2);
@@ -542,12 +550,7 @@ TEST_TIMEOUT(polled_requests_beyond_the_poll_queues_tags_go_unpolled, 120)
 	}
 	d.device().set_vring_busyloop_timeout(0, 50000);
 	d.kick(0);
-	std::set<uint64_t> tokens;
-	while (tokens.size() < n)
-		for (auto &c : d.poll(0)) {
-			ASSERT_EQ(c.status, VIRTIO_BLK_S_OK);
-			ASSERT_TRUE(tokens.insert(c.token).second);
-		}
+	std::set<uint64_t> tokens = completed_ok_once(d, 0, n);
 	auto burst = ms_since(t0);
 	ktap::diag("burst of 64 writes on 8 tags a queue: " + std::to_string(burst) + " ms");
 	// Some found no poll tag and waited for the other queue's timer.
