@@ -213,12 +213,12 @@ size_bytes=$(blockdev --getsize64 "$backend" 2>/dev/null || stat -L -c %s "$back
 sectors=$((size_bytes / 512))
 
 # --- QEMU ----------------------------------------------------------------------------
-# -cpu qemu64: see vhost_user_blk.sh.  No -no-reboot: reboot -f resets the
+# -cpu qemu64,-cx16: see vhost_user_blk.sh.  No -no-reboot: reboot -f resets the
 # machine and the guest boots again on the same device.
 start_qemu() {	# start_qemu TAG [ARGS...]: sets qpid, glog, qmp_cli, qmp_test
 	tag=$1
 	shift
-	"$qemu" -L /usr/share/qemu -accel tcg,tb-size=64,thread=single -cpu qemu64 -smp 2 -m 256M -machine q35 \
+	"$qemu" -L /usr/share/qemu -accel tcg,tb-size=64,thread=single -cpu qemu64,-cx16 -smp 2 -m 256M -machine q35 \
 		-device vhost-blk-pci,id=$DEV,drive=$backend,num-queues=$QUEUES,num-workers=2,serial=$SERIAL \
 		-device vhost-blk-pci,id=vblk1,drive=$backend4k,logical_block_size=512,serial=$SERIAL512 \
 		-kernel "$kdir/vmlinuz" -initrd $W/initrd.gz \
