@@ -40,6 +40,16 @@ static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio)
 	bio->bi_private = req;
 	bio->bi_end_io = vhost_blk_bio_end_io;
 	atomic_inc(&req->pending);
+	/*
+	 * Without REQ_NOWAIT submit_bio() may sleep until requests end: in
+	 * bio_queue_enter() for a queue freeze, which waits for every
+	 * request in flight, or for a tag.  The ring's polled requests end
+	 * only when this worker polls them, so it reaps them all first.
+	 * That takes the backend's time for at most VHOST_BLK_POLLED_MAX
+	 * requests; no ring on this worker but this one polls (request.c).
+	 */
+	if (!(bio->bi_opf & REQ_NOWAIT))
+		vhost_blk_reap_all(req->bvq);
 	submit_bio(bio);
 }
 
@@ -223,13 +233,21 @@ bool vhost_blk_write_through(struct vhost_blk_vq *bvq)
  * Bio-based devices (device mapper, nvme multipath's head) never get
  * polled bios from us.  Whether poll queues are still there is for the
  * block layer to say when the bio is submitted (see below): q->tag_set
- * may already be freed when the disk is gone.
+ * may already be freed when the disk is gone.  Not where the block layer
+ * may hold a bio and submit it later from a work item, where a refusal
+ * could no longer be taken back: blk-throttle once a cgroup limit was set
+ * on the disk (q->td stays until the disk goes), and zone write plugging.
  */
 bool vhost_blk_bdev_polls(struct block_device *bdev)
 {
 	struct request_queue *q = bdev_get_queue(bdev);
 
-	return queue_is_mq(q) && (q->limits.features & BLK_FEAT_POLL);
+#ifdef CONFIG_BLK_DEV_THROTTLING
+	if (READ_ONCE(q->td))
+		return false;
+#endif
+	return queue_is_mq(q) && (q->limits.features & BLK_FEAT_POLL) &&
+	       !bdev_is_zoned(bdev);
 }
 
 /*
@@ -253,7 +271,6 @@ static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 	struct iov_iter saved = *iter;
-	blk_status_t status;
 	struct bio *bio;
 
 	if (iov_iter_npages(iter, BIO_MAX_VECS + 1) > BIO_MAX_VECS)
@@ -278,16 +295,17 @@ static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 	req->poll_bio = bio;
 	list_add_tail(&req->poll_entry, &bvq->polled);
 	bvq->nr_polled++;
-	vhost_blk_submit(req, bio);
 	/*
-	 * Nothing ends a polled bio before it is polled but the block
-	 * layer refusing it inside submit_bio(): end_io has run then, and
-	 * released the pages.  The submitter's reference keeps the request.
+	 * A refusal ends the bio inside submit_bio(), in this task: end_io
+	 * then sets req->poll_refused instead of an error, and has released
+	 * the pages.  The submitter's reference keeps the request.
 	 */
-	status = READ_ONCE(bio->bi_status);
-	if (status != BLK_STS_AGAIN && status != BLK_STS_NOTSUPP)
+	WRITE_ONCE(bvq->poll_submitting, bio);
+	vhost_blk_submit(req, bio);
+	WRITE_ONCE(bvq->poll_submitting, NULL);
+	if (likely(!req->poll_refused))
 		return true;
-	WRITE_ONCE(req->error, BLK_STS_OK);
+	req->poll_refused = false;
 	list_del(&req->poll_entry);
 	bvq->nr_polled--;
 	req->poll_bio = NULL;

@@ -81,6 +81,7 @@ struct vhost_blk_req {
 	 */
 	struct bio *poll_bio;
 	struct list_head poll_entry;
+	bool poll_refused;		/* set by end_io, see bio.c */
 
 	/*
 	 * Bounce buffer for guest buffers the backend cannot DMA to and for
@@ -178,6 +179,8 @@ struct vhost_blk_vq {
 	bool poll_bios;
 	struct list_head polled;
 	unsigned int nr_polled;		/* on polled */
+	/* The polled bio inside submit_bio() now (bio.c), read by end_io. */
+	struct bio *poll_submitting;
 	struct vhost_blk_vring_stats stats;
 
 	/* Protected by dev.mutex: the backend while a drain holds the ring. */
@@ -332,6 +335,7 @@ void vhost_blk_note_hold(struct vhost_blk_vq *bvq, u64 start);
 void vhost_blk_complete(struct vhost_blk_vq *bvq, bool report);
 void vhost_blk_finish_now(struct vhost_blk_req *req, u8 status);
 unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq);
+void vhost_blk_reap_all(struct vhost_blk_vq *bvq);
 
 /* workers.c */
 long vhost_blk_set_nworkers(struct vhost_blk *blk, int __user *argp);

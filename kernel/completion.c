@@ -73,8 +73,18 @@ void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_req *req = bio->bi_private;
 
-	if (unlikely(bio->bi_status))
-		WRITE_ONCE(req->error, bio->bi_status);
+	if (unlikely(bio->bi_status)) {
+		/*
+		 * A polled bio the block layer refused inside our own
+		 * submit_bio() (bio.c): the request goes again, unpolled.
+		 */
+		if (bio == READ_ONCE(req->bvq->poll_submitting) &&
+		    (bio->bi_status == BLK_STS_AGAIN ||
+		     bio->bi_status == BLK_STS_NOTSUPP))
+			req->poll_refused = true;
+		else
+			WRITE_ONCE(req->error, bio->bi_status);
+	}
 
 	if (bio_op(bio) == REQ_OP_READ && bio_flagged(bio, BIO_PAGE_PINNED)) {
 		/* Re-dirties pages written back meanwhile, unpins, puts. */
@@ -118,6 +128,29 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
 			left++;
 	}
 	return left;
+}
+
+/*
+ * Reaps until none of the ring's polled requests is in flight: before the
+ * worker may sleep in the block layer (bio.c).  As long as the backend
+ * takes to end them; the driver's timeout ends a request the device lost.
+ * The kick handler's plug goes out first (finished and started again, as
+ * the handler does between batches): a request still in it has no cookie
+ * yet, and bio_poll() returns at once for such a bio without flushing the
+ * plug.  Caller holds vq->mutex.
+ */
+void vhost_blk_reap_all(struct vhost_blk_vq *bvq)
+{
+	struct blk_plug *plug = current->plug;
+
+	if (list_empty(&bvq->polled))
+		return;
+	if (plug) {
+		blk_finish_plug(plug);
+		blk_start_plug(plug);
+	}
+	while (vhost_blk_reap(bvq))
+		cond_resched();
 }
 
 /* Completes a request that never reached the block device. */
@@ -319,8 +352,11 @@ void vhost_blk_done_work(struct vhost_work *work)
 	mutex_unlock(&bvq->vq.mutex);
 	/*
 	 * Polled requests are still in flight: poll again once the worker
-	 * ran what else is queued (another ring's kick, this ring's).
+	 * ran what else is queued.  Not when the ring's kick handler is
+	 * queued: it reaps, and queues this work again if it has to.  Queued
+	 * now, this work would look like another ring's to the handler's
+	 * busy poll, which then stops at once (request.c).
 	 */
-	if (left)
+	if (left && !test_bit(VHOST_WORK_QUEUED, &bvq->vq.poll.work.flags))
 		vhost_vq_work_queue(&bvq->vq, &bvq->done_work);
 }

@@ -692,6 +692,33 @@ static bool vhost_blk_poll_idle(struct vhost_blk_vq *bvq, unsigned int window,
 	return false;
 }
 
+/*
+ * Is the ring the only one with a backend on its worker?  Only then may it
+ * poll its bios: no other ring's request waits behind the worker's
+ * polling, and before the worker may sleep in the block layer it reaps
+ * every polled request only it could end (bio.c).  Read racily, once per
+ * kick-handler run: a ring moved here meanwhile counts from the next one.
+ */
+static bool vhost_blk_worker_alone(struct vhost_blk_vq *bvq)
+{
+	struct vhost_blk *blk = bvq->blk;
+	struct vhost_worker *worker;
+	bool alone = true;
+	unsigned int i;
+
+	rcu_read_lock();
+	worker = rcu_dereference(bvq->vq.worker);
+	for (i = 0; i < blk->nvqs && alone; i++) {
+		struct vhost_blk_vq *other = &blk->vqs[i];
+
+		if (other != bvq && READ_ONCE(other->vq.private_data) &&
+		    rcu_access_pointer(other->vq.worker) == worker)
+			alone = false;
+	}
+	rcu_read_unlock();
+	return alone;
+}
+
 void vhost_blk_handle_kick(struct vhost_work *work)
 {
 	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
@@ -714,10 +741,10 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	start = local_clock();
 	backend = vhost_vq_get_backend(vq);
 	if (!backend || bvq->stopped)
-		goto out_unlock;
+		goto out_reap;
 	/* Completions of bounced requests queue the kick again. */
 	if (bvq->throttled)
-		goto out_unlock;
+		goto out_reap;
 
 	if (unlikely(vhost_has_feature(vq, VHOST_F_LOG_ALL)))
 		log = bvq->log;
@@ -729,7 +756,8 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	 */
 	bvq->poll_bios = READ_ONCE(polled_completions) && bvq->poll_window &&
 			 !bvq->blk->file &&
-			 vhost_blk_bdev_polls(file_bdev(backend));
+			 vhost_blk_bdev_polls(file_bdev(backend)) &&
+			 vhost_blk_worker_alone(bvq);
 
 	/*
 	 * From here on the handler reports what ends, at every
@@ -846,6 +874,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	/* Pairs with the barrier of llist_add() in vhost_blk_req_put(). */
 	smp_mb();
 	vhost_blk_complete(bvq, true);
+	goto out_unlock;
+out_reap:
+	/* done_work left the polling to this run (completion.c). */
+	if (!list_empty(&bvq->polled))
+		vhost_vq_work_queue(vq, &bvq->done_work);
 out_unlock:
 	vhost_blk_note_hold(bvq, start);
 	mutex_unlock(&vq->mutex);

@@ -10,7 +10,12 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <cstring>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <thread>
 #include <unistd.h>
 
@@ -320,7 +325,9 @@ namespace {
 // the end.
 class LateNullBlk {
 public:
-	explicit LateNullBlk(unsigned late_ms, unsigned tags = 64)
+	// shared_tags: one tag pool for every queue of the disk, the poll
+	// queue's included (null_blk's shared_tag_bitmap).
+	explicit LateNullBlk(unsigned late_ms, unsigned tags = 64, bool shared_tags = false)
 	{
 		struct stat st;
 		if (::stat(cfg, &st) != 0)
@@ -332,12 +339,18 @@ public:
 		write_file(dir + "/memory_backed", "1");
 		write_file(dir + "/poll_queues", "1");
 		write_file(dir + "/hw_queue_depth", std::to_string(tags));
+		if (shared_tags)
+			write_file(dir + "/shared_tag_bitmap", "1");
 		write_file(dir + "/irqmode", "2");
 		write_file(dir + "/completion_nsec", std::to_string(late_ms * 1000000ULL));
 		write_file(dir + "/power", "1");
 		// The disk appears asynchronously to udev-less /dev (devtmpfs).
 		for (int i = 0; i < 500 && ::access(dev, F_OK) != 0; i++)
 			std::this_thread::sleep_for(2ms);
+		// Shared tags get mq-deadline, whose own request pool would
+		// stand between a request and the driver's tags.
+		if (shared_tags)
+			write_file("/sys/block/vblkpoll/queue/scheduler", "none");
 	}
 	~LateNullBlk()
 	{
@@ -569,6 +582,164 @@ TEST_TIMEOUT(polled_requests_beyond_the_poll_queues_tags_go_unpolled, 120)
 	ASSERT_EQ(st.requests[VHOST_BLK_STAT_OUT], uint64_t{ n });
 	ASSERT_EQ(st.status_ok, uint64_t{ 2 * n });
 	ASSERT_EQ(st.inflight, 0u);
+}
+
+// The same burst on a disk whose poll and default queues share one pool of
+// 8 tags: a write that finds no tag for a polled bio goes unpolled and may
+// wait for a tag, which only the ring's own polled writes hold.  The worker
+// reaps its polled requests before a submission that can sleep, so it
+// never waits for them: every write completes once and OK, long before
+// null_blk's 5 s timeout would fail them, and lands.
+TEST_TIMEOUT(polled_requests_on_tags_shared_with_the_unpolled_queue_never_wait_for_themselves, 120)
+{
+	constexpr unsigned late_ms = 300;
+	LateNullBlk nb(late_ms, 8, true);
+	PolledCompletions polled;
+	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
+	auto b = Backend::open("VBLK_LATE_NULLB");
+	constexpr unsigned n = 64;
+	const uint64_t seed = ktap::seed();
+	b.write_direct(0, pattern(n * 4096, 0, seed + 1));
+	vblk::BlkDriver d(driver_options(1, 256));
+	d.attach(b.fd());
+	auto t0 = Clock::now();
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t s = i * 8;
+		d.submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed + i)), false);
+	}
+	d.device().set_vring_busyloop_timeout(0, 50000);
+	d.kick(0);
+	std::set<uint64_t> tokens = completed_ok_once(d, 0, n);
+	auto burst = ms_since(t0);
+	ktap::diag("burst of 64 writes on 8 shared tags: " + std::to_string(burst) + " ms");
+	ASSERT_TRUE(burst < 4000);
+	auto disk = b.read_direct(0, n * 4096);
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_BYTES_EQ(std::span<const uint8_t>(disk).subspan(i * 4096, 4096),
+				pattern(4096, i * 8, seed + i));
+	auto st = d.stats(0);
+	ASSERT_EQ(st.requests[VHOST_BLK_STAT_OUT], uint64_t{ n });
+	ASSERT_EQ(st.status_ok, uint64_t{ n });
+	ASSERT_EQ(st.inflight, 0u);
+}
+
+namespace {
+
+// A read of one 4 KiB block through ring `q`, checked against `want`;
+// returns how long it took, in ms.
+long long timed_read(vblk::BlkDriver &d, unsigned q, uint64_t sector,
+		     const std::vector<uint8_t> &want)
+{
+	std::vector<uint8_t> back(4096);
+	auto r0 = Clock::now();
+	ASSERT_EQ(d.read(q, sector, back), VIRTIO_BLK_S_OK);
+	auto ms = ms_since(r0);
+	ASSERT_BYTES_EQ(back, want);
+	return ms;
+}
+
+// A cgroup2 child with an io.max limit on one disk, removed on destruction
+// (the disk's blk-throttle stays on until the disk goes).  SKIPs when
+// there is no cgroup2 io controller.
+class IoMaxCgroup {
+public:
+	IoMaxCgroup(dev_t disk, const std::string &limit)
+	{
+		struct statfs fs;
+		if (::statfs(root_, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
+			if (::mount("none", root_, "cgroup2", 0, nullptr) != 0)
+				SKIP(std::string("cannot mount cgroup2 on ") + root_ + ": " +
+				     std::strerror(errno));
+		}
+		std::string ctrl;
+		std::getline(std::ifstream(std::string(root_) + "/cgroup.controllers"), ctrl);
+		if (ctrl.find("io") == std::string::npos)
+			SKIP("cgroup2 without the io controller");
+		write_file(std::string(root_) + "/cgroup.subtree_control", "+io");
+		::rmdir(dir_.c_str());
+		if (::mkdir(dir_.c_str(), 0755) != 0)
+			throw vblk::SysError(errno, "mkdir " + dir_);
+		write_file(dir_ + "/io.max", std::to_string(major(disk)) + ":" +
+						     std::to_string(minor(disk)) + " " + limit);
+	}
+	~IoMaxCgroup() { ::rmdir(dir_.c_str()); }
+	IoMaxCgroup(const IoMaxCgroup &) = delete;
+	IoMaxCgroup &operator=(const IoMaxCgroup &) = delete;
+
+private:
+	static constexpr const char *root_ = "/sys/fs/cgroup";
+	const std::string dir_ = std::string(root_) + "/vblkpoll";
+};
+
+} // namespace
+
+// Polled completions only for a ring that has its worker to itself: two
+// rings on the device's one worker are not polled (a read waits for the
+// disk's 2 s timer); each on a worker of its own, they are.
+TEST_TIMEOUT(polled_completions_only_for_a_ring_alone_on_its_worker, 120)
+{
+	constexpr unsigned late_ms = 2000;
+	LateNullBlk nb(late_ms);
+	PolledCompletions polled;
+	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
+	auto b = Backend::open("VBLK_LATE_NULLB");
+	const uint64_t seed = ktap::seed();
+	b.write_direct(0, pattern(4 * 4096, 0, seed));
+	vblk::BlkDriver d(driver_options(2, 256));
+	d.attach(b.fd());
+	d.device().set_vring_busyloop_timeout(0, 50000);
+	d.device().set_vring_busyloop_timeout(1, 50000);
+	auto want = [&](uint64_t s) { return pattern(4096, s, seed); };
+	auto shared0 = timed_read(d, 0, 0, want(0));
+	auto shared1 = timed_read(d, 1, 8, want(8));
+	ktap::diag("two rings on one worker: reads took " + std::to_string(shared0) + " and " +
+		   std::to_string(shared1) + " ms");
+	ASSERT_TRUE(shared0 >= late_ms * 9 / 10);
+	ASSERT_TRUE(shared1 >= late_ms * 9 / 10);
+	// A worker each: both rings poll.  The first read of each may still
+	// go unpolled while its window opens again; the next 4 count.
+	auto ids = d.spread_workers(2);
+	ASSERT_NE(ids[0], ids[1]);
+	long long slowest = 0;
+	for (unsigned q = 0; q < 2; q++) {
+		timed_read(d, q, 16, want(16));
+		for (unsigned i = 0; i < 4; i++)
+			slowest = std::max(slowest, timed_read(d, q, 24, want(24)));
+	}
+	ktap::diag("a worker each: slowest polled read " + std::to_string(slowest) + " ms");
+	ASSERT_TRUE(slowest < late_ms / 2);
+	ASSERT_EQ(d.stats(0).inflight, 0u);
+	ASSERT_EQ(d.stats(1).inflight, 0u);
+}
+
+// Nor on a disk with a blk-throttle limit (a cgroup's io.max, one no read
+// here comes near): blk-throttle may hold a bio and submit it later, from
+// a work item, where a refusal could not be taken back.  The same ring
+// polls its reads before the limit is set, not after.
+TEST_TIMEOUT(polled_completions_not_on_a_disk_under_io_max, 120)
+{
+	constexpr unsigned late_ms = 2000;
+	LateNullBlk nb(late_ms);
+	PolledCompletions polled;
+	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
+	auto b = Backend::open("VBLK_LATE_NULLB");
+	const uint64_t seed = ktap::seed();
+	b.write_direct(0, pattern(2 * 4096, 0, seed));
+	vblk::BlkDriver d(driver_options(1, 256));
+	d.attach(b.fd());
+	d.device().set_vring_busyloop_timeout(0, 50000);
+	long long slowest = 0;
+	for (unsigned i = 0; i < 4; i++)
+		slowest = std::max(slowest, timed_read(d, 0, 0, pattern(4096, 0, seed)));
+	ktap::diag("before io.max: slowest read " + std::to_string(slowest) + " ms");
+	ASSERT_TRUE(slowest < late_ms / 2);
+	struct stat st;
+	ASSERT_EQ(::stat(LateNullBlk::dev, &st), 0);
+	IoMaxCgroup cg(st.st_rdev, "rbps=1000000000");
+	auto throttled = timed_read(d, 0, 8, pattern(4096, 8, seed));
+	ktap::diag("under io.max: read took " + std::to_string(throttled) + " ms");
+	ASSERT_TRUE(throttled >= late_ms * 9 / 10);
+	ASSERT_EQ(d.stats(0).inflight, 0u);
 }
 
 namespace {
