@@ -273,7 +273,9 @@ static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 	struct iov_iter saved = *iter;
 	struct bio *bio;
 
-	if (iov_iter_npages(iter, BIO_MAX_VECS + 1) > BIO_MAX_VECS)
+	/* Throttling may have been set up since the kick handler looked. */
+	if (iov_iter_npages(iter, BIO_MAX_VECS + 1) > BIO_MAX_VECS ||
+	    !vhost_blk_bdev_polls(bdev))
 		return false;
 	bio = bio_alloc(bdev, bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
 			opf | REQ_POLLED | REQ_NOWAIT | REQ_NOMERGE,

@@ -24,6 +24,9 @@
 
 /* Requests handled per kick before yielding the worker to other rings. */
 #define VHOST_BLK_WEIGHT	256
+/* How long vhost_blk_reap_all() spins before it sleeps between polls. */
+#define VHOST_BLK_REAP_SPIN_NS		(100 * NSEC_PER_USEC)
+
 /*
  * Polled requests per ring, in flight or not yet reported: what one reap
  * walks, and how many poll-queue tags a ring's unreaped requests can hold.

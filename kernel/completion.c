@@ -11,14 +11,16 @@
  * Polled completions: while a ring busy-polls (request.c), a read or write
  * that is one bio goes to a backend with poll queues as a REQ_POLLED bio
  * (bio.c).  No interrupt ends it: the worker reaps it with bio_poll(), in
- * the kick handler (between batches and while it polls the ring), then in
- * done_work, which queues itself again until every polled request has
- * ended, and a drain reaps what is left itself (device.c), so it never
- * waits for a bio nobody polls.  end_io runs in the poller's context then,
- * inline: no softirq, no wake-up of the worker.  The worker stays busy
- * while polled requests are in flight, as io_uring's IOPOLL does, for the
- * backend's I/O time, and only while the ring's polling window is open:
- * an idle guest's window shrinks to 0 and its requests are not polled.
+ * the kick handler (between batches, while it polls the ring and before a
+ * submission that can sleep), then in done_work, which is queued again
+ * until every polled request has ended, and a drain reaps what is left
+ * itself (device.c), so it never waits for a bio nobody polls.  end_io
+ * runs in the poller's context then, inline: no softirq, no wake-up of the
+ * worker.  The worker stays busy while polled requests are in flight, as
+ * io_uring's IOPOLL does, for the backend's I/O time, and only while the
+ * ring's polling window is open (a flush or range request waits for them
+ * too, sleeping after VHOST_BLK_REAP_SPIN_NS): an idle guest's window
+ * shrinks to 0 and its requests are not polled.
  *
  * The done list is drained under vq->mutex, so each request is reported
  * exactly once whichever context drains it: the ring's worker (whichever
@@ -26,6 +28,7 @@
  * of a batch, or a detach waiting for the ring to go idle.
  */
 #include <linux/bio.h>
+#include <linux/delay.h>
 #include <linux/rcupdate.h>
 #include <linux/sched/clock.h>
 #include <linux/virtio_blk.h>
@@ -113,10 +116,9 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
 		if (!atomic_read(&req->pending))
 			continue;
 		/*
-		 * Zone write plugging clears REQ_POLLED from a bio it holds:
-		 * that one ends by interrupt, and end_io queues done_work.
-		 * (A bio blk-throttle holds stays polled: see
-		 * Documentation/vhost-blk.rst, "Polled completions".)
+		 * A bio whose REQ_POLLED the block layer cleared (zone
+		 * write plugging, which we do not poll) ends by interrupt,
+		 * and end_io queues done_work.
 		 */
 		if (!(READ_ONCE(req->poll_bio->bi_opf) & REQ_POLLED))
 			continue;
@@ -137,20 +139,29 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
  * The kick handler's plug goes out first (finished and started again, as
  * the handler does between batches): a request still in it has no cookie
  * yet, and bio_poll() returns at once for such a bio without flushing the
- * plug.  Caller holds vq->mutex.
+ * plug.  The worker spins for VHOST_BLK_REAP_SPIN_NS, then sleeps between
+ * polls: a request the device holds for long (a controller reset, a lost
+ * command) costs a guest's flush or range request no CPU, and nothing the
+ * wait is for needs the worker.  Caller holds vq->mutex.
  */
 void vhost_blk_reap_all(struct vhost_blk_vq *bvq)
 {
 	struct blk_plug *plug = current->plug;
+	u64 start;
 
-	if (list_empty(&bvq->polled))
+	if (list_empty(&bvq->polled) || !vhost_blk_reap(bvq))
 		return;
 	if (plug) {
 		blk_finish_plug(plug);
 		blk_start_plug(plug);
 	}
-	while (vhost_blk_reap(bvq))
-		cond_resched();
+	start = local_clock();
+	while (vhost_blk_reap(bvq)) {
+		if (local_clock() - start < VHOST_BLK_REAP_SPIN_NS)
+			cond_resched();
+		else
+			usleep_range(20, 50);
+	}
 }
 
 /* Completes a request that never reached the block device. */

@@ -693,11 +693,12 @@ static bool vhost_blk_poll_idle(struct vhost_blk_vq *bvq, unsigned int window,
 }
 
 /*
- * Is the ring the only one with a backend on its worker?  Only then may it
- * poll its bios: no other ring's request waits behind the worker's
- * polling, and before the worker may sleep in the block layer it reaps
- * every polled request only it could end (bio.c).  Read racily, once per
- * kick-handler run: a ring moved here meanwhile counts from the next one.
+ * Is the ring the only one set up (a kick file or a backend) on its
+ * worker?  Only then may it poll its bios: no other ring's request waits
+ * behind the worker's polling, and before the worker may sleep in the
+ * block layer it reaps every polled request only it could end (bio.c).
+ * Read racily, once per kick-handler run: a ring moved here meanwhile
+ * counts from the next one (Documentation/vhost-blk.rst).
  */
 static bool vhost_blk_worker_alone(struct vhost_blk_vq *bvq)
 {
@@ -711,7 +712,9 @@ static bool vhost_blk_worker_alone(struct vhost_blk_vq *bvq)
 	for (i = 0; i < blk->nvqs && alone; i++) {
 		struct vhost_blk_vq *other = &blk->vqs[i];
 
-		if (other != bvq && READ_ONCE(other->vq.private_data) &&
+		if (other != bvq &&
+		    (READ_ONCE(other->vq.kick) ||
+		     READ_ONCE(other->vq.private_data)) &&
 		    rcu_access_pointer(other->vq.worker) == worker)
 			alone = false;
 	}

@@ -349,10 +349,27 @@ public:
 			std::this_thread::sleep_for(2ms);
 		// Shared tags get mq-deadline, whose own request pool would
 		// stand between a request and the driver's tags.
-		if (shared_tags)
-			write_file("/sys/block/vblkpoll/queue/scheduler", "none");
+		if (::access(dev, F_OK) != 0 || shared_tags) {
+			try {
+				if (::access(dev, F_OK) != 0)
+					throw std::runtime_error(std::string(dev) + " did not appear");
+				write_file("/sys/block/vblkpoll/queue/scheduler", "none");
+			} catch (...) {
+				power_off();
+				throw;
+			}
+		}
 	}
-	~LateNullBlk()
+	~LateNullBlk() { power_off(); }
+	LateNullBlk(const LateNullBlk &) = delete;
+	LateNullBlk &operator=(const LateNullBlk &) = delete;
+
+	static constexpr const char *cfg = "/sys/kernel/config/nullb";
+	static constexpr const char *dev = "/dev/vblkpoll";
+	const std::string dir = std::string(cfg) + "/vblkpoll";
+
+private:
+	void power_off() noexcept
 	{
 		try {
 			write_file(dir + "/power", "0");
@@ -360,12 +377,6 @@ public:
 		}
 		::rmdir(dir.c_str());
 	}
-	LateNullBlk(const LateNullBlk &) = delete;
-	LateNullBlk &operator=(const LateNullBlk &) = delete;
-
-	static constexpr const char *cfg = "/sys/kernel/config/nullb";
-	static constexpr const char *dev = "/dev/vblkpoll";
-	const std::string dir = std::string(cfg) + "/vblkpoll";
 };
 
 // vhost_blk.polled_completions on for one test, off again afterwards (its
@@ -612,7 +623,8 @@ TEST_TIMEOUT(polled_requests_on_tags_shared_with_the_unpolled_queue_never_wait_f
 	std::set<uint64_t> tokens = completed_ok_once(d, 0, n);
 	auto burst = ms_since(t0);
 	ktap::diag("burst of 64 writes on 8 shared tags: " + std::to_string(burst) + " ms");
-	ASSERT_TRUE(burst < 4000);
+	// Unpolled, 8 rounds of the 300 ms timer: 2.4 s.
+	ASSERT_TRUE(burst < 4 * late_ms);
 	auto disk = b.read_direct(0, n * 4096);
 	for (unsigned i = 0; i < n; i++)
 		ASSERT_BYTES_EQ(std::span<const uint8_t>(disk).subspan(i * 4096, 4096),
@@ -659,8 +671,13 @@ public:
 		::rmdir(dir_.c_str());
 		if (::mkdir(dir_.c_str(), 0755) != 0)
 			throw vblk::SysError(errno, "mkdir " + dir_);
-		write_file(dir_ + "/io.max", std::to_string(major(disk)) + ":" +
-						     std::to_string(minor(disk)) + " " + limit);
+		try {
+			write_file(dir_ + "/io.max", std::to_string(major(disk)) + ":" +
+							     std::to_string(minor(disk)) + " " + limit);
+		} catch (const std::exception &e) {
+			::rmdir(dir_.c_str());
+			SKIP(std::string("no io.max (blk-throttle): ") + e.what());
+		}
 	}
 	~IoMaxCgroup() { ::rmdir(dir_.c_str()); }
 	IoMaxCgroup(const IoMaxCgroup &) = delete;
