@@ -13,14 +13,16 @@ import json
 import os
 import sys
 
-TARGETS = ["raw", "kernel", "kernel-wpoll", "kernel-poll", "kernel-colo", "blkctl", "qsd",
-           "qsd-poll"]
+TARGETS = ["raw", "kernel", "kernel-wpoll", "kernel-poll", "kernel-pollc", "kernel-wpollc",
+           "kernel-colo", "blkctl", "qsd", "qsd-poll"]
 LABEL = {
     "raw": "raw device (io_uring O_DIRECT)",
     "kernel": "vhost-blk (/dev/vhost-blk)",
     "blkctl": "vhost-blkctl serve (vhost-user → vhost-blk)",
     "qsd": "qemu-storage-daemon vhost-user-blk",
     "kernel-poll": "vhost-blk, worker busy polling + driver polling",
+    "kernel-pollc": "vhost-blk, as kernel-poll, polled completions (module parameter)",
+    "kernel-wpollc": "vhost-blk, as kernel-wpoll, polled completions (module parameter)",
     "kernel-wpoll": "vhost-blk, worker busy polling (adaptive window), driver sleeps",
     "kernel-colo": "vhost-blk, worker on the driver's CPU (no polling)",
     "qsd-poll": "qemu-storage-daemon (adaptive iothread polling) + driver polling",
@@ -186,7 +188,7 @@ def plot(cells, path):
     panels = sorted({(c["tags"]["backend_kind"], c["rw"]) for c in cells})
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
     styles = {"raw": "k-o", "kernel": "C0-s", "blkctl": "C2--^", "qsd": "C3-v",
-              "kernel-poll": "C0*", "kernel-colo": "C1P", "qsd-poll": "C3*",
+              "kernel-poll": "C0*", "kernel-pollc": "C5*", "kernel-wpollc": "C5--x", "kernel-colo": "C1P", "qsd-poll": "C3*",
               "kernel-wpoll": "C4-x"}
     for ax, (bk, rw) in zip(axes[0], panels):
         for t in TARGETS:

@@ -11,6 +11,9 @@
 #   blkctl     vhost-blkctl serve over its socket (data path: vhost_blk.ko)
 #   kernel-poll, qsd-poll  queue depth 1 with busy polling (see below)
 #   kernel-colo  queue depth 1, the worker on the driver's CPU (no polling)
+#   kernel-pollc, kernel-wpollc  kernel-poll and kernel-wpoll with
+#                vhost_blk.polled_completions=Y (--poll only), each run
+#                right after the cell without it
 #   kernel-wpoll every depth, 1 queue: only the worker busy polls (adaptive
 #                window, ceiling $BENCH_POLL_US), the driver sleeps on its
 #                call eventfd as a guest without poll queues does
@@ -23,8 +26,8 @@
 #   matrix.sh [--seconds S] [--runs N] [--warmup S] [--quick | --wce | --512e | --file | --poll]
 #
 # --poll: only the polling comparison, both backends, both directions,
-# 1 queue: raw, kernel and kernel-wpoll at every depth, kernel-poll and
-# kernel-colo at depth 1.
+# 1 queue: raw, kernel and kernel-wpoll at every depth, kernel-poll,
+# kernel-pollc and kernel-colo at depth 1.
 #
 # Write cache cells (in the full matrix, or alone with --wce): durable
 # 4 KiB random writes on null_blk with a volatile cache (memory_backed=1,
@@ -63,6 +66,7 @@ seconds=${BENCH_SECONDS:-1}
 runs=${BENCH_RUNS:-3}
 warmup=${BENCH_WARMUP:-1}
 poll=${BENCH_POLL_US:-200}
+pollc=/sys/module/vhost_blk/parameters/polled_completions
 quick=0 wce_only=0 e512_only=0 file_only=0 poll_only=0
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -278,12 +282,24 @@ for b in $backends; do
 			# not: what polling costs and gives at each depth.
 			cell kernel-wpoll $bn $rw $d 1 1 --target kernel --backend $dev --workers 1 \
 				--poll-us $poll
+			if [ $poll_only = 1 ]; then
+				echo Y > $pollc
+				cell kernel-wpollc $bn $rw $d 1 1 --target kernel --backend $dev \
+					--workers 1 --poll-us $poll
+				echo N > $pollc
+			fi
 		done
 		# Low queue depth with busy polling on both sides: the worker
 		# (VHOST_SET_VRING_BUSYLOOP_TIMEOUT) and the driver (a guest's
 		# virtio-blk poll queues).
 		cell kernel-poll $bn $rw 1 1 1 --target kernel --backend $dev --workers 1 \
 			--poll-us $poll --driver-poll-us $poll
+		if [ $poll_only = 1 ]; then
+			echo Y > $pollc
+			cell kernel-pollc $bn $rw 1 1 1 --target kernel --backend $dev --workers 1 \
+				--poll-us $poll --driver-poll-us $poll
+			echo N > $pollc
+		fi
 		# Low queue depth with the worker on the driver's CPU
 		# (VHOST_BLK_GET_WORKER_TID + sched_setaffinity): no
 		# cross-CPU wake-up per request.
