@@ -273,7 +273,10 @@ static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 	struct iov_iter saved = *iter;
 	struct bio *bio;
 
-	/* Throttling may have been set up since the kick handler looked. */
+	/*
+	 * Throttling may have been set up since the kick handler looked
+	 * (this narrows the window, it cannot close it).
+	 */
 	if (iov_iter_npages(iter, BIO_MAX_VECS + 1) > BIO_MAX_VECS ||
 	    !vhost_blk_bdev_polls(bdev))
 		return false;

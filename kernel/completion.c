@@ -18,8 +18,8 @@
  * runs in the poller's context then, inline: no softirq, no wake-up of the
  * worker.  The worker stays busy while polled requests are in flight, as
  * io_uring's IOPOLL does, for the backend's I/O time, and only while the
- * ring's polling window is open (a flush or range request waits for them
- * too, sleeping after VHOST_BLK_REAP_SPIN_NS): an idle guest's window
+ * ring's polling window is open (and any unpolled submission waits for
+ * them too, sleeping after VHOST_BLK_REAP_SPIN_NS): an idle guest's window
  * shrinks to 0 and its requests are not polled.
  *
  * The done list is drained under vq->mutex, so each request is reported
@@ -135,14 +135,15 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
 /*
  * Reaps until none of the ring's polled requests is in flight: before the
  * worker may sleep in the block layer (bio.c).  As long as the backend
- * takes to end them; the driver's timeout ends a request the device lost.
+ * takes to end them.
  * The kick handler's plug goes out first (finished and started again, as
  * the handler does between batches): a request still in it has no cookie
  * yet, and bio_poll() returns at once for such a bio without flushing the
  * plug.  The worker spins for VHOST_BLK_REAP_SPIN_NS, then sleeps between
- * polls: a request the device holds for long (a controller reset, a lost
- * command) costs a guest's flush or range request no CPU, and nothing the
- * wait is for needs the worker.  Caller holds vq->mutex.
+ * polls: a request the device holds for long (a controller reset) costs
+ * a guest's flush, range or unpolled request little CPU, and nothing the
+ * wait is for needs the worker.  Bounded by the device, or by the driver's
+ * timeout where it has one for poll queues.  Caller holds vq->mutex.
  */
 void vhost_blk_reap_all(struct vhost_blk_vq *bvq)
 {

@@ -10,6 +10,7 @@
  * by the rings' vhost workers (request.c, bio.c, completion.c).
  */
 #include <linux/compat.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/kthread.h>
@@ -18,6 +19,7 @@
 #include <linux/mutex.h>
 #include <linux/nospec.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/clock.h>
 #include <linux/slab.h>
 #include <linux/virtio_blk.h>
 #include <linux/workqueue.h>
@@ -120,6 +122,7 @@ static struct file *vhost_blk_quiesce_vq(struct vhost_blk_vq *bvq)
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct file *backend;
 	unsigned int left;
+	u64 start;
 
 	mutex_lock(&vq->mutex);
 	backend = vhost_vq_get_backend(vq);
@@ -130,15 +133,20 @@ static struct file *vhost_blk_quiesce_vq(struct vhost_blk_vq *bvq)
 	/*
 	 * Polled requests end only when polled: reap them here, whether
 	 * or not the worker's done_work still runs (a killed owner's
-	 * worker is gone).
+	 * worker is gone).  Spinning first, then sleeping between polls,
+	 * as vhost_blk_reap_all() does.
 	 */
+	start = local_clock();
 	while (atomic_read(&bvq->ending)) {
 		mutex_lock(&vq->mutex);
 		left = vhost_blk_reap(bvq);
 		mutex_unlock(&vq->mutex);
 		if (!left)
 			break;
-		cond_resched();
+		if (local_clock() - start < VHOST_BLK_REAP_SPIN_NS)
+			cond_resched();
+		else
+			usleep_range(20, 50);
 	}
 	wait_event(bvq->idle, !atomic_read(&bvq->ending));
 	return backend;

@@ -671,12 +671,16 @@ public:
 		::rmdir(dir_.c_str());
 		if (::mkdir(dir_.c_str(), 0755) != 0)
 			throw vblk::SysError(errno, "mkdir " + dir_);
+		if (::access((dir_ + "/io.max").c_str(), F_OK) != 0) {
+			::rmdir(dir_.c_str());
+			SKIP("no io.max: the kernel has no blk-throttle");
+		}
 		try {
 			write_file(dir_ + "/io.max", std::to_string(major(disk)) + ":" +
 							     std::to_string(minor(disk)) + " " + limit);
-		} catch (const std::exception &e) {
+		} catch (...) {
 			::rmdir(dir_.c_str());
-			SKIP(std::string("no io.max (blk-throttle): ") + e.what());
+			throw;
 		}
 	}
 	~IoMaxCgroup() { ::rmdir(dir_.c_str()); }
