@@ -544,6 +544,41 @@ TEST_TIMEOUT(polled_completions_end_without_the_backends_interrupt, 120)
 	ASSERT_EQ(d.stats(0).inflight, 0u);
 }
 
+namespace {
+
+constexpr unsigned burst_late_ms = 300;
+constexpr unsigned burst_n = 64;
+
+// A burst of burst_n polled 4 KiB writes over a range prefilled with
+// another pattern, all in the ring before the worker looks (a polling
+// worker would take them one by one as they come), then polling on and
+// the kick.  Every write completes once and OK and is on the disk.
+// Returns how long the burst took, in ms.
+long long polled_write_burst(vblk::BlkDriver &d, const Backend &b, uint64_t seed)
+{
+	b.write_direct(0, pattern(burst_n * 4096, 0, seed + 1));
+	d.attach(b.fd());
+	auto t0 = Clock::now();
+	for (unsigned i = 0; i < burst_n; i++) {
+		uint64_t s = i * 8;
+		d.submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed + i)), false);
+	}
+	d.device().set_vring_busyloop_timeout(0, 50000);
+	d.kick(0);
+	completed_ok_once(d, 0, burst_n);
+	auto burst = ms_since(t0);
+	auto disk = b.read_direct(0, burst_n * 4096);
+	for (unsigned i = 0; i < burst_n; i++)
+		ASSERT_BYTES_EQ(std::span<const uint8_t>(disk).subspan(i * 4096, 4096),
+				pattern(4096, i * 8, seed + i));
+	auto st = d.stats(0);
+	ASSERT_EQ(st.requests[VHOST_BLK_STAT_OUT], uint64_t{ burst_n });
+	ASSERT_EQ(st.inflight, 0u);
+	return burst;
+}
+
+} // namespace
+
 // More polled requests than the poll queue has tags: the worker never
 // sleeps in the block layer for a tag that its own unreaped requests hold
 // (REQ_NOWAIT); what finds no tag goes unpolled, to the disk's other queue,
@@ -555,44 +590,24 @@ TEST_TIMEOUT(polled_completions_end_without_the_backends_interrupt, 120)
 // timeout, which fails the polled writes.
 TEST_TIMEOUT(polled_requests_beyond_the_poll_queues_tags_go_unpolled, 120)
 {
-	constexpr unsigned late_ms = 300;
-	LateNullBlk nb(late_ms, 8);
+	LateNullBlk nb(burst_late_ms, 8);
 	PolledCompletions polled;
 	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
 	auto b = Backend::open("VBLK_LATE_NULLB");
-	constexpr unsigned n = 64;
 	const uint64_t seed = ktap::seed();
-	b.write_direct(0, pattern(n * 4096, 0, seed + 1));
 	vblk::BlkDriver d(driver_options(1, 256));
-	d.attach(b.fd());
-	// All 64 in the ring before the worker looks: a polling worker would
-	// take them one by one as they come.  Then polling on, and the kick.
-	auto t0 = Clock::now();
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t s = i * 8;
-		d.submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed + i)), false);
-	}
-	d.device().set_vring_busyloop_timeout(0, 50000);
-	d.kick(0);
-	std::set<uint64_t> tokens = completed_ok_once(d, 0, n);
-	auto burst = ms_since(t0);
+	auto burst = polled_write_burst(d, b, seed);
 	ktap::diag("burst of 64 writes on 8 tags a queue: " + std::to_string(burst) + " ms");
 	// Some found no poll tag and waited for the other queue's timer.
-	ASSERT_TRUE(burst >= late_ms * 9 / 10);
-	for (unsigned i = 0; i < n; i++) {
+	ASSERT_TRUE(burst >= burst_late_ms * 9 / 10);
+	// And read back through the ring.
+	for (unsigned i = 0; i < burst_n; i++) {
 		uint64_t s = i * 8;
 		std::vector<uint8_t> back(4096);
 		ASSERT_EQ(d.read(0, s, back), VIRTIO_BLK_S_OK);
 		ASSERT_BYTES_EQ(back, pattern(4096, s, seed + i));
 	}
-	auto disk = b.read_direct(0, n * 4096);
-	for (unsigned i = 0; i < n; i++)
-		ASSERT_BYTES_EQ(std::span<const uint8_t>(disk).subspan(i * 4096, 4096),
-				pattern(4096, i * 8, seed + i));
-	auto st = d.stats(0);
-	ASSERT_EQ(st.requests[VHOST_BLK_STAT_OUT], uint64_t{ n });
-	ASSERT_EQ(st.status_ok, uint64_t{ 2 * n });
-	ASSERT_EQ(st.inflight, 0u);
+	ASSERT_EQ(d.stats(0).status_ok, uint64_t{ 2 * burst_n });
 }
 
 // The same burst on a disk whose poll and default queues share one pool of
@@ -603,36 +618,16 @@ TEST_TIMEOUT(polled_requests_beyond_the_poll_queues_tags_go_unpolled, 120)
 // null_blk's 5 s timeout would fail them, and lands.
 TEST_TIMEOUT(polled_requests_on_tags_shared_with_the_unpolled_queue_never_wait_for_themselves, 120)
 {
-	constexpr unsigned late_ms = 300;
-	LateNullBlk nb(late_ms, 8, true);
+	LateNullBlk nb(burst_late_ms, 8, true);
 	PolledCompletions polled;
 	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
 	auto b = Backend::open("VBLK_LATE_NULLB");
-	constexpr unsigned n = 64;
-	const uint64_t seed = ktap::seed();
-	b.write_direct(0, pattern(n * 4096, 0, seed + 1));
 	vblk::BlkDriver d(driver_options(1, 256));
-	d.attach(b.fd());
-	auto t0 = Clock::now();
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t s = i * 8;
-		d.submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed + i)), false);
-	}
-	d.device().set_vring_busyloop_timeout(0, 50000);
-	d.kick(0);
-	std::set<uint64_t> tokens = completed_ok_once(d, 0, n);
-	auto burst = ms_since(t0);
+	auto burst = polled_write_burst(d, b, ktap::seed());
 	ktap::diag("burst of 64 writes on 8 shared tags: " + std::to_string(burst) + " ms");
 	// Unpolled, 8 rounds of the 300 ms timer: 2.4 s.
-	ASSERT_TRUE(burst < 4 * late_ms);
-	auto disk = b.read_direct(0, n * 4096);
-	for (unsigned i = 0; i < n; i++)
-		ASSERT_BYTES_EQ(std::span<const uint8_t>(disk).subspan(i * 4096, 4096),
-				pattern(4096, i * 8, seed + i));
-	auto st = d.stats(0);
-	ASSERT_EQ(st.requests[VHOST_BLK_STAT_OUT], uint64_t{ n });
-	ASSERT_EQ(st.status_ok, uint64_t{ n });
-	ASSERT_EQ(st.inflight, 0u);
+	ASSERT_TRUE(burst < 4 * burst_late_ms);
+	ASSERT_EQ(d.stats(0).status_ok, uint64_t{ burst_n });
 }
 
 namespace {
