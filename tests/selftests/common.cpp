@@ -10,9 +10,13 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <sstream>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -470,4 +474,28 @@ void vbt::write_file(const std::string &path, const std::string &value)
 	f << value << std::flush;
 	if (!f)
 		throw vblk::SysError(errno, "write " + path);
+}
+
+std::string vbt::cgroup2_with(const std::string &controller)
+{
+	const std::string root = "/sys/fs/cgroup";
+	struct statfs fs;
+	if (::statfs(root.c_str(), &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
+		if (::mount("none", root.c_str(), "cgroup2", 0, nullptr) != 0)
+			SKIP("cannot mount cgroup2 on " + root + ": " + std::strerror(errno));
+	}
+	std::string ctrl;
+	std::getline(std::ifstream(root + "/cgroup.controllers"), ctrl);
+	std::istringstream names(ctrl);
+	std::string name;
+	while (names >> name && name != controller)
+		;
+	if (name != controller)
+		SKIP("cgroup2 without the " + controller + " controller");
+	try {
+		write_file(root + "/cgroup.subtree_control", "+" + controller);
+	} catch (const std::exception &e) {
+		SKIP("cannot enable the " + controller + " controller: " + e.what());
+	}
+	return root;
 }

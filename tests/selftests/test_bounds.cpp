@@ -8,10 +8,7 @@
 #include "common.hpp"
 
 #include <fstream>
-#include <linux/magic.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -321,17 +318,7 @@ class MemoryCgroup {
 public:
 	MemoryCgroup()
 	{
-		struct statfs fs;
-		if (::statfs(root_, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
-			if (::mount("none", root_, "cgroup2", 0, nullptr) != 0)
-				SKIP(std::string("cannot mount cgroup2 on ") + root_ + ": " +
-				     std::strerror(errno));
-		}
-		std::string ctrl;
-		std::getline(std::ifstream(std::string(root_) + "/cgroup.controllers"), ctrl);
-		if (ctrl.find("memory") == std::string::npos)
-			SKIP("cgroup2 without the memory controller");
-		std::ofstream(std::string(root_) + "/cgroup.subtree_control") << "+memory";
+		cgroup2_with("memory");
 		dir_ = std::string(root_) + "/vhost_blk_test." + std::to_string(::getpid());
 		if (::mkdir(dir_.c_str(), 0755) != 0)
 			SKIP("mkdir " + dir_ + ": " + std::strerror(errno));

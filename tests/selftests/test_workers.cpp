@@ -11,10 +11,7 @@
 #include <set>
 #include <sstream>
 #include <cstring>
-#include <linux/magic.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <thread>
 #include <unistd.h>
@@ -652,17 +649,7 @@ class IoMaxCgroup {
 public:
 	IoMaxCgroup(dev_t disk, const std::string &limit)
 	{
-		struct statfs fs;
-		if (::statfs(root_, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
-			if (::mount("none", root_, "cgroup2", 0, nullptr) != 0)
-				SKIP(std::string("cannot mount cgroup2 on ") + root_ + ": " +
-				     std::strerror(errno));
-		}
-		std::string ctrl;
-		std::getline(std::ifstream(std::string(root_) + "/cgroup.controllers"), ctrl);
-		if (ctrl.find("io") == std::string::npos)
-			SKIP("cgroup2 without the io controller");
-		write_file(std::string(root_) + "/cgroup.subtree_control", "+io");
+		cgroup2_with("io");
 		::rmdir(dir_.c_str());
 		if (::mkdir(dir_.c_str(), 0755) != 0)
 			throw vblk::SysError(errno, "mkdir " + dir_);
