@@ -59,21 +59,33 @@ echo "write back" > $ct && c1=$(cat $ct) && echo "write through" > $ct && c2=$(c
 	[ "$c3" = "write back" ]
 check cache_type_switch $? "$c0 -> ${c1:-} -> ${c2:-} -> ${c3:-}"
 
-# I/O while the host changes workers and the vq->worker map.
+# The control sector at 1000 MiB: the host writes "CMD WORD" there
+# (vhost_user_blk.sh) to move this guest on.
+CTL=2048000	# 512-byte sectors: 1000 MiB
+sector() { dd if=/dev/vda bs=512 skip=$1 count=1 iflag=direct 2>/dev/null | tr -d '\0\n'; }
+
+# I/O while the host changes workers and the vq->worker map: rounds until
+# the host writes "CMD workers-done", then one more (at most 40 rounds).
+# Each round on the other CPU, so on the other queue: the host's status
+# check wants I/O on both, and two rounds are the least this loop does.
 echo "E2E: stress start"
-bad=0
-for r in 1 2 3 4 5 6 7 8 9 10 11 12; do
+bad=0 last=0 r=0
+while [ $last = 0 ] && [ $r -lt 40 ]; do
+	r=$((r + 1))
+	[ "$(sector $CTL)" = "CMD workers-done" ] && last=1
+	cpu=$((1 << (r % 2)))
 	dd if=/dev/urandom of=/tmp/r bs=64k count=16 2>/dev/null
 	s=$(md5sum < /tmp/r)
 	off=$((r * 64))
-	dd if=/tmp/r of=/dev/vda bs=64k seek=$off conv=fsync 2>/dev/null || bad=1
+	taskset $cpu dd if=/tmp/r of=/dev/vda bs=64k seek=$off conv=fsync 2>/dev/null || bad=1
 	echo 3 > /proc/sys/vm/drop_caches
-	t=$(dd if=/dev/vda bs=64k skip=$off count=16 2>/dev/null | md5sum)
+	t=$(taskset $cpu dd if=/dev/vda bs=64k skip=$off count=16 2>/dev/null | md5sum)
 	[ "$s" = "$t" ] || { bad=1; echo "E2E: round $r mismatch"; }
-	sleep 1
+	[ $last = 1 ] || sleep 1
 done
-echo "E2E: stress end"
-check stress_readback $bad ""
+[ $last = 1 ] || { bad=1; echo "E2E: stress: no command from the host after $r rounds"; }
+echo "E2E: stress end ($r rounds)"
+check stress_readback $bad "rounds=$r"
 
 # Live migration (e2e.migrate=1; vhost_user_blk.sh): the host prefilled
 # 500-504 MiB (written here) and 600-616 MiB (read here) with random data,
@@ -89,9 +101,7 @@ check stress_readback $bad ""
 MIGW=8000	# 64 KiB blocks: 500 MiB
 MIGR=2400	# 256 KiB blocks: 600 MiB
 NR=64
-CTL=2048000	# 512-byte sectors: 1000 MiB
 md5() { md5sum | cut -d' ' -f1; }
-sector() { dd if=/dev/vda bs=512 skip=$1 count=1 iflag=direct 2>/dev/null | tr -d '\0\n'; }
 mig_writer() {	# mig_writer ID
 	r=0
 	while [ ! -e /tmp/stop ]; do

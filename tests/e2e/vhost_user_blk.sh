@@ -247,6 +247,8 @@ t "assign --policy per-vq" $? "$(head -3 $W/status-pv.txt)"
 "$blkctl" assign $NAME --vq 7 --worker 0 > /dev/null 2>$W/assign-bad.txt
 [ $? = 5 ]
 t "assign to a vq out of range is refused with exit status 5" $? "$(cat $W/assign-bad.txt)"
+# The guest's stress loop ends one round after this (guest-init.sh).
+printf 'CMD workers-done\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
 
 wait_for "E2E: migration start"
 note "stress done, migration I/O running"
