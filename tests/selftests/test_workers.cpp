@@ -361,6 +361,13 @@ public:
 	LateNullBlk(const LateNullBlk &) = delete;
 	LateNullBlk &operator=(const LateNullBlk &) = delete;
 
+	// The disk as a test backend (through the VBLK_LATE_NULLB variable).
+	static Backend backend()
+	{
+		::setenv("VBLK_LATE_NULLB", dev, 1);
+		return Backend::open("VBLK_LATE_NULLB");
+	}
+
 	static constexpr const char *cfg = "/sys/kernel/config/nullb";
 	static constexpr const char *dev = "/dev/vblkpoll";
 	const std::string dir = std::string(cfg) + "/vblkpoll";
@@ -432,8 +439,7 @@ TEST_TIMEOUT(polled_completions_end_without_the_backends_interrupt, 120)
 	LateNullBlk nb(late_ms);
 	std::optional<PolledCompletions> polled;
 	polled.emplace();
-	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
-	auto b = Backend::open("VBLK_LATE_NULLB");
+	auto b = LateNullBlk::backend();
 	vblk::BlkDriver d(driver_options(1, 256));
 	d.attach(b.fd());
 	// A ceiling well above the driver's gaps at depth 1: the window stays
@@ -589,8 +595,7 @@ TEST_TIMEOUT(polled_requests_beyond_the_poll_queues_tags_go_unpolled, 120)
 {
 	LateNullBlk nb(burst_late_ms, 8);
 	PolledCompletions polled;
-	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
-	auto b = Backend::open("VBLK_LATE_NULLB");
+	auto b = LateNullBlk::backend();
 	const uint64_t seed = ktap::seed();
 	vblk::BlkDriver d(driver_options(1, 256));
 	auto burst = polled_write_burst(d, b, seed);
@@ -617,8 +622,7 @@ TEST_TIMEOUT(polled_requests_on_tags_shared_with_the_unpolled_queue_never_wait_f
 {
 	LateNullBlk nb(burst_late_ms, 8, true);
 	PolledCompletions polled;
-	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
-	auto b = Backend::open("VBLK_LATE_NULLB");
+	auto b = LateNullBlk::backend();
 	vblk::BlkDriver d(driver_options(1, 256));
 	auto burst = polled_write_burst(d, b, ktap::seed());
 	ktap::diag("burst of 64 writes on 8 shared tags: " + std::to_string(burst) + " ms");
@@ -628,6 +632,17 @@ TEST_TIMEOUT(polled_requests_on_tags_shared_with_the_unpolled_queue_never_wait_f
 }
 
 namespace {
+
+// A driver with `queues` rings on `b`, each busy-polling with a 50 ms
+// ceiling: far above the gaps of a driver at depth 1, so the window stays
+// open and its reads are polled.
+std::unique_ptr<vblk::BlkDriver> polling_driver(const Backend &b, unsigned queues)
+{
+	auto d = attached_driver(b, queues, 256);
+	for (unsigned q = 0; q < queues; q++)
+		d->device().set_vring_busyloop_timeout(q, 50000);
+	return d;
+}
 
 // A read of one 4 KiB block through ring `q`, checked against `want`;
 // returns how long it took, in ms.
@@ -684,14 +699,11 @@ TEST_TIMEOUT(polled_completions_only_for_a_ring_alone_on_its_worker, 120)
 	constexpr unsigned late_ms = 2000;
 	LateNullBlk nb(late_ms);
 	PolledCompletions polled;
-	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
-	auto b = Backend::open("VBLK_LATE_NULLB");
+	auto b = LateNullBlk::backend();
 	const uint64_t seed = ktap::seed();
 	b.write_direct(0, pattern(4 * 4096, 0, seed));
-	vblk::BlkDriver d(driver_options(2, 256));
-	d.attach(b.fd());
-	d.device().set_vring_busyloop_timeout(0, 50000);
-	d.device().set_vring_busyloop_timeout(1, 50000);
+	auto driver = polling_driver(b, 2);
+	auto &d = *driver;
 	auto want = [&](uint64_t s) { return pattern(4096, s, seed); };
 	auto shared0 = timed_read(d, 0, 0, want(0));
 	auto shared1 = timed_read(d, 1, 8, want(8));
@@ -724,13 +736,11 @@ TEST_TIMEOUT(polled_completions_not_on_a_disk_under_io_max, 120)
 	constexpr unsigned late_ms = 2000;
 	LateNullBlk nb(late_ms);
 	PolledCompletions polled;
-	::setenv("VBLK_LATE_NULLB", LateNullBlk::dev, 1);
-	auto b = Backend::open("VBLK_LATE_NULLB");
+	auto b = LateNullBlk::backend();
 	const uint64_t seed = ktap::seed();
 	b.write_direct(0, pattern(2 * 4096, 0, seed));
-	vblk::BlkDriver d(driver_options(1, 256));
-	d.attach(b.fd());
-	d.device().set_vring_busyloop_timeout(0, 50000);
+	auto driver = polling_driver(b, 1);
+	auto &d = *driver;
 	long long slowest = 0;
 	for (unsigned i = 0; i < 4; i++)
 		slowest = std::max(slowest, timed_read(d, 0, 0, pattern(4096, 0, seed)));
