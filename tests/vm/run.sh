@@ -18,6 +18,9 @@
 #
 # --module NAME adds a module of the image (and its dependencies) to the VM,
 # as does VM_MODULES="a b" in the environment; init loads them in order.
+# VM_QEMU_ARGS adds QEMU options (word-split), e.g. a device to measure:
+#   VM_MODULES=nvme VM_QEMU_ARGS="-drive file=IMG,if=none,id=nv,format=raw
+#   -device nvme,serial=vblk,drive=nv" (init loads nvme with poll_queues=1).
 # VM_CPU (default max) is the VM's -cpu.  --nested-tcg is for the suites
 # that run a nested TCG guest (make e2e, make e2e-pci): the VM's CPU then
 # lacks BMI1/2, MOVBE, ABM and ADX, which the nested QEMU's code generator
@@ -160,7 +163,7 @@ timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu "${VM_C
 	-kernel "$vmlinuz" -initrd "$initrd" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$results",mount_tag=results,security_model=none,multidevs=remap \
-	-append "console=ttyS0 quiet panic=-1 oops=panic loglevel=4" 2>&1 |
+	-append "console=ttyS0 quiet panic=-1 oops=panic loglevel=4" ${VM_QEMU_ARGS:-} 2>&1 |
 	tr -d '\r' | tee "$console" |
 	awk '/=== SUITE END ===$/ { on = 0 } on { print; fflush() } /=== SUITE START ===$/ { on = 1 }'
 qrc=${PIPESTATUS[0]}
