@@ -476,7 +476,7 @@ void vbt::write_file(const std::string &path, const std::string &value)
 		throw vblk::SysError(errno, "write " + path);
 }
 
-std::string vbt::cgroup2_with(const std::string &controller)
+void vbt::cgroup2_with(const std::string &controller)
 {
 	const std::string root = "/sys/fs/cgroup";
 	struct statfs fs;
@@ -497,5 +497,4 @@ std::string vbt::cgroup2_with(const std::string &controller)
 	} catch (const std::exception &e) {
 		SKIP("cannot enable the " + controller + " controller: " + e.what());
 	}
-	return root;
 }

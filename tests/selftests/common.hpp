@@ -152,10 +152,10 @@ void write_read_back(vblk::BlkDriver &d, const Backend &b, unsigned wq, unsigned
 // Writes `value` to a sysfs or configfs attribute; throws on failure.
 void write_file(const std::string &path, const std::string &value);
 
-// The cgroup2 root, /sys/fs/cgroup, with `controller` ("memory", "io")
-// enabled for its children: mounts cgroup2 there if nothing is, SKIPs when
+// Enables `controller` ("memory", "io") for the children of the cgroup2
+// root, /sys/fs/cgroup: mounts cgroup2 there if nothing is, SKIPs when
 // that fails or the controller is missing.  Left on afterwards.
-std::string cgroup2_with(const std::string &controller);
+void cgroup2_with(const std::string &controller);
 
 // Opens a fresh device on `b` and checks a write/read round trip.
 void assert_device_usable(const Backend &b, uint64_t sector = 123456);
