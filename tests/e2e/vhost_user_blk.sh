@@ -112,12 +112,19 @@ done
 (cd $ir && find . | cpio -o -H newc --quiet | gzip -1) > $W/initrd.gz
 t "guest initramfs built ($(du -k $W/initrd.gz | cut -f1) KiB)" $?
 
+# The guest polls the control sector at 1000 MiB (guest-init.sh's CTL) for
+# "CMD WORD", as vhost_blk_pci.sh's guest does.
+CTL=2048000
+cmd() {	# cmd WORD
+	printf 'CMD %s\n' "$1" | dd of="$backend" bs=512 seek=$CTL count=1 conv=sync,notrunc oflag=direct status=none
+}
+
 # The guest's migration and restart regions (guest-init.sh): random data, so a write
 # that is lost or a page that was not carried over cannot look right.
 dd if=/dev/urandom of="$backend" bs=64k seek=8000 count=64 oflag=direct conv=notrunc status=none &&
 	dd if=/dev/urandom of="$backend" bs=256k seek=2400 count=64 oflag=direct conv=notrunc status=none &&
 	dd if=/dev/urandom of="$backend" bs=64k seek=2000 count=128 oflag=direct conv=notrunc status=none &&
-	dd if=/dev/zero of="$backend" bs=512 seek=2048000 count=1 oflag=direct conv=notrunc status=none ||
+	dd if=/dev/zero of="$backend" bs=512 seek=$CTL count=1 oflag=direct conv=notrunc status=none ||
 	echo "# prefilling the migration and restart regions failed"
 
 # --- serve -------------------------------------------------------------------
@@ -248,7 +255,7 @@ t "assign --policy per-vq" $? "$(head -3 $W/status-pv.txt)"
 [ $? = 5 ]
 t "assign to a vq out of range is refused with exit status 5" $? "$(cat $W/assign-bad.txt)"
 # The guest's stress loop ends one round after this (guest-init.sh).
-printf 'CMD workers-done\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
+cmd workers-done
 
 wait_for "E2E: migration start"
 note "stress done, migration I/O running"
@@ -319,7 +326,7 @@ else
 	fi
 fi
 # The guest polls the control sector at 1000 MiB.
-printf 'CMD migrated\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
+cmd migrated
 deadline=$(( $(date +%s) + timeout ))
 wait_for "E2E: migration checks done"
 gcheck() { grep -q "^E2E-CHECK ok $1\\b" $glog && ! grep -q "^E2E-CHECK fail $1\\b" $glog; }
@@ -403,7 +410,7 @@ t "restart: serve killed -9 three times mid-I/O, QEMU reconnected to each new se
 # (unit tests Restart.*).
 note "restart: $(count 'behind the used index' $r_log) ring(s) rebased, $(count 'block device busy' $r_log) claim(s) waited, $(( $(date +%s) - T_RS ))s"
 [ "$backend" != "$nullb" ] && dm_table "linear $nullb 0"
-printf 'CMD restarted\n' | dd of="$backend" bs=512 seek=2048000 count=1 conv=sync,notrunc oflag=direct status=none
+cmd restarted
 wait_for "E2E: restart checks done"
 gcheck restart_every_block_reads_back
 t "restart: every block the guest wrote while serve was killed reads back (prefilled different)" $? \
