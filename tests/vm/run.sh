@@ -118,6 +118,17 @@ for m in "${optional[@]}"; do
 	fi
 done
 
+# The selftests get a disk of QEMU's emulated NVMe whose I/O QEMU throttles
+# to 20 a second, with a poll queue (init loads nvme with poll_queues=1):
+# polled requests that stay in flight, which end only when polled
+# (test_workers.cpp).  Sparse, in the results directory, removed after the
+# run.  A kernel without nvme runs without it (its tests skip).
+nvme_args=()
+if [ "$suite" = selftests ] && [ -n "${modpath[nvme]:-}" ]; then
+	add_mod nvme
+	nvme_img=$build/vm/nvme-slow-$$.img
+fi
+
 # Initramfs: busybox, the modules, the init script; cached by content.
 work=$build/vm
 mkdir -p "$work"
@@ -155,6 +166,13 @@ mkdir -p "$results"
 	printf 'ARGS=%q\n' "$args"
 } > "$results/job"
 
+if [ -n "${nvme_img:-}" ]; then
+	truncate -s 64M "$nvme_img"
+	trap 'rm -f "$nvme_img"' EXIT
+	nvme_args=(-drive "file=$nvme_img,if=none,id=vblknvme,format=raw,throttling.iops-total=20"
+		   -device nvme,serial=vblk-nvme-slow,drive=vblknvme)
+fi
+
 console=$results/console.log
 start=$SECONDS
 set +e
@@ -163,7 +181,7 @@ timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -accel tcg -cpu "${VM_C
 	-kernel "$vmlinuz" -initrd "$initrd" \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$results",mount_tag=results,security_model=none,multidevs=remap \
-	-append "console=ttyS0 quiet panic=-1 oops=panic loglevel=4" ${VM_QEMU_ARGS:-} 2>&1 |
+	-append "console=ttyS0 quiet panic=-1 oops=panic loglevel=4" "${nvme_args[@]}" ${VM_QEMU_ARGS:-} 2>&1 |
 	tr -d '\r' | tee "$console" |
 	awk '/=== SUITE END ===$/ { on = 0 } on { print; fflush() } /=== SUITE START ===$/ { on = 1 }'
 qrc=${PIPESTATUS[0]}
