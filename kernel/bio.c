@@ -44,9 +44,10 @@ static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio)
 	 * Without REQ_NOWAIT submit_bio() may sleep until requests end: in
 	 * bio_queue_enter() for a queue freeze, which waits for every
 	 * request in flight, or for a tag.  The ring's polled requests end
-	 * only when this worker polls them, so it reaps them all first.
-	 * That takes the backend's time for at most VHOST_BLK_POLLED_MAX
-	 * requests; no ring on this worker but this one polls (request.c).
+	 * only when this worker polls them, so it reaps them all first, and
+	 * those of any other ring on this worker (one that polled while it
+	 * had the worker to itself, request.c).  That takes the backend's
+	 * time for at most VHOST_BLK_POLLED_MAX requests a ring.
 	 */
 	if (!(bio->bi_opf & REQ_NOWAIT))
 		vhost_blk_reap_all(req->bvq);
@@ -88,7 +89,7 @@ void vhost_blk_req_release(struct vhost_blk_req *req)
 	req->segs = NULL;
 	if (req->poll_bio) {
 		list_del(&req->poll_entry);
-		req->bvq->nr_polled--;
+		WRITE_ONCE(req->bvq->nr_polled, req->bvq->nr_polled - 1);
 		bio_put(req->poll_bio);
 		req->poll_bio = NULL;
 	}
@@ -299,7 +300,7 @@ static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 	bio_get(bio);
 	req->poll_bio = bio;
 	list_add_tail(&req->poll_entry, &bvq->polled);
-	bvq->nr_polled++;
+	WRITE_ONCE(bvq->nr_polled, bvq->nr_polled + 1);
 	/*
 	 * A refusal ends the bio inside submit_bio(), in this task: end_io
 	 * then sets req->poll_refused instead of an error, and has released
@@ -312,7 +313,7 @@ static bool vhost_blk_submit_polled(struct vhost_blk_req *req,
 		return true;
 	req->poll_refused = false;
 	list_del(&req->poll_entry);
-	bvq->nr_polled--;
+	WRITE_ONCE(bvq->nr_polled, bvq->nr_polled - 1);
 	req->poll_bio = NULL;
 	bio_put(bio);
 unpolled:

@@ -181,7 +181,7 @@ struct vhost_blk_vq {
 	 */
 	bool poll_bios;
 	struct list_head polled;
-	unsigned int nr_polled;		/* on polled */
+	unsigned int nr_polled;		/* on polled; read racily by other rings */
 	/* The polled bio inside submit_bio() now (bio.c), read by end_io. */
 	struct bio *poll_submitting;
 	struct vhost_blk_vring_stats stats;
@@ -195,6 +195,13 @@ struct vhost_blk {
 	struct vhost_blk_vq *vqs;
 	struct vhost_virtqueue **vq_ptrs;
 	unsigned int nvqs;
+
+	/*
+	 * A ring of the device has sent REQ_POLLED bios (completion.c):
+	 * from then on a blocking submission reaps the polled requests of
+	 * the other rings on its worker too.  Set once, never cleared.
+	 */
+	bool bios_polled;
 
 	/* Protected by dev.mutex. */
 	struct file *backend;		/* held while any ring is attached */

@@ -133,9 +133,62 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
 }
 
 /*
- * Reaps until none of the ring's polled requests is in flight: before the
- * worker may sleep in the block layer (bio.c).  As long as the backend
- * takes to end them.
+ * Polls the polled requests of the device's other rings on the worker of
+ * @bvq, once each; returns how many are still in flight, counting a ring
+ * whose mutex another task holds as one.  Such a ring's polled requests
+ * are reaped by its holder (a stop or a drain reaps before it waits) or
+ * by the next call, once it lets go: nothing holds a ring's mutex while it
+ * waits for a worker.  Rings on other workers are left to their own
+ * worker, which reaps them before it sleeps in the block layer too.  The
+ * rings' workers are read racily: a ring that moves here meanwhile has
+ * its done_work queued on this worker, which polls it.  Caller holds
+ * bvq->vq.mutex, so only mutex_trylock() for the others.
+ */
+static unsigned int vhost_blk_reap_others(struct vhost_blk_vq *bvq)
+{
+	struct vhost_blk *blk = bvq->blk;
+	struct vhost_worker *worker = rcu_access_pointer(bvq->vq.worker);
+	unsigned int i, left = 0;
+
+	for (i = 0; i < blk->nvqs; i++) {
+		struct vhost_blk_vq *other = &blk->vqs[i];
+
+		if (other == bvq || !READ_ONCE(other->nr_polled) ||
+		    rcu_access_pointer(other->vq.worker) != worker)
+			continue;
+		if (!mutex_trylock(&other->vq.mutex)) {
+			left++;
+			continue;
+		}
+		if (!list_empty(&other->polled))
+			left += vhost_blk_reap(other);
+		mutex_unlock(&other->vq.mutex);
+	}
+	return left;
+}
+
+/*
+ * One pass over the polled requests the worker of @bvq has to end itself:
+ * the ring's own and, once the device polls bios, those of the other
+ * rings on the same worker (a ring that joined the worker while one there
+ * had polled requests in flight).  Returns how many are still in flight.
+ */
+static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq)
+{
+	unsigned int left = 0;
+
+	if (!list_empty(&bvq->polled))
+		left = vhost_blk_reap(bvq);
+	if (READ_ONCE(bvq->blk->bios_polled))
+		left += vhost_blk_reap_others(bvq);
+	return left;
+}
+
+/*
+ * Reaps until none of the polled requests the worker has to end itself
+ * (vhost_blk_reap_worker()) is in flight: before the worker may sleep in
+ * the block layer (bio.c), where a queue freeze or a shared tag pool
+ * waits for them.  As long as the backend takes to end them.
  * The kick handler's plug goes out first (finished and started again, as
  * the handler does between batches): a request still in it has no cookie
  * yet, and bio_poll() returns at once for such a bio without flushing the
@@ -150,14 +203,14 @@ void vhost_blk_reap_all(struct vhost_blk_vq *bvq)
 	struct blk_plug *plug = current->plug;
 	u64 start;
 
-	if (list_empty(&bvq->polled) || !vhost_blk_reap(bvq))
+	if (!vhost_blk_reap_worker(bvq))
 		return;
 	if (plug) {
 		blk_finish_plug(plug);
 		blk_start_plug(plug);
 	}
 	start = local_clock();
-	while (vhost_blk_reap(bvq)) {
+	while (vhost_blk_reap_worker(bvq)) {
 		if (local_clock() - start < VHOST_BLK_REAP_SPIN_NS)
 			cond_resched();
 		else

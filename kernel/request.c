@@ -761,6 +761,8 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			 !bvq->blk->file &&
 			 vhost_blk_bdev_polls(file_bdev(backend)) &&
 			 vhost_blk_worker_alone(bvq);
+	if (bvq->poll_bios && !READ_ONCE(bvq->blk->bios_polled))
+		WRITE_ONCE(bvq->blk->bios_polled, true);
 
 	/*
 	 * From here on the handler reports what ends, at every

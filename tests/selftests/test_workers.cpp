@@ -6,6 +6,7 @@
 
 #include <vblk/cpu_list.hpp>
 
+#include <atomic>
 #include <dirent.h>
 #include <fstream>
 #include <set>
@@ -753,6 +754,171 @@ TEST_TIMEOUT(polled_completions_not_on_a_disk_under_io_max, 120)
 	ktap::diag("under io.max: read took " + std::to_string(throttled) + " ms");
 	ASSERT_TRUE(throttled >= late_ms * 9 / 10);
 	ASSERT_EQ(d.stats(0).inflight, 0u);
+}
+
+namespace {
+
+// QEMU's NVMe disk of the selftests VM (run.sh, init): QEMU throttles its
+// I/O to 20 requests a second, so requests stay in flight for a while, and
+// nvme gives it a poll queue (poll_queues=1), whose requests raise no
+// interrupt: they end only when someone polls them.
+constexpr const char *env_nvme_slow = "VBLK_NVME_SLOW";
+
+// The first line of a sysfs or procfs file, "" if it cannot be read.
+std::string first_line(const std::string &path)
+{
+	std::ifstream f(path);
+	std::string line;
+	std::getline(f, line);
+	return line;
+}
+
+// The interrupts an NVMe controller's ("nvme0") I/O queues have taken so
+// far, on every CPU: /proc/interrupts lines named nvme0q1, nvme0q2...,
+// the admin queue (nvme0q0) left out.  A poll queue has no interrupt.
+uint64_t nvme_io_interrupts(const std::string &ctrl)
+{
+	std::ifstream f("/proc/interrupts");
+	std::string line;
+	std::getline(f, line);
+	std::istringstream head(line);
+	unsigned cpus = 0;
+	for (std::string w; head >> w;)
+		cpus++;
+	uint64_t sum = 0;
+	while (std::getline(f, line)) {
+		std::istringstream in(line);
+		std::vector<std::string> w;
+		for (std::string t; in >> t;)
+			w.push_back(t);
+		if (w.size() < cpus + 2 || w.back().rfind(ctrl + "q", 0) != 0 ||
+		    w.back() == ctrl + "q0")
+			continue;
+		for (unsigned i = 1; i <= cpus; i++)
+			sum += std::stoull(w[i]);
+	}
+	return sum;
+}
+
+// A queue freeze of `disk`, from a thread of its own: it writes the
+// queue's nr_requests back unchanged, and the block layer freezes the
+// queue for any such write (queue_attr_store()), which waits until no
+// request is in flight.  Joined on destruction.
+class QueueFreeze {
+public:
+	explicit QueueFreeze(const std::string &disk)
+		: attr_("/sys/block/" + disk + "/queue/nr_requests"), nr_(first_line(attr_))
+	{
+		thread_ = std::thread([this] {
+			tid_ = ::gettid();
+			try {
+				write_file(attr_, nr_);
+			} catch (const std::exception &) {
+				failed_ = true;
+			}
+			done_ = true;
+		});
+	}
+	~QueueFreeze() { join(); }
+	QueueFreeze(const QueueFreeze &) = delete;
+	QueueFreeze &operator=(const QueueFreeze &) = delete;
+
+	// Whether the thread came to wait for the freeze within `limit`
+	// (its wchan), rather than finishing or never getting there.
+	bool waits(std::chrono::milliseconds limit)
+	{
+		for (auto t0 = Clock::now(); Clock::now() - t0 < limit && !done_;) {
+			if (pid_t t = tid_;
+			    t && first_line("/proc/self/task/" + std::to_string(t) + "/wchan") ==
+					 "blk_mq_freeze_queue_wait")
+				return true;
+			std::this_thread::sleep_for(1ms);
+		}
+		return false;
+	}
+	void join()
+	{
+		if (thread_.joinable())
+			thread_.join();
+	}
+	bool failed() const { return failed_; }
+
+private:
+	const std::string attr_;
+	const std::string nr_;
+	std::atomic<pid_t> tid_{ 0 };
+	std::atomic<bool> done_{ false };
+	std::atomic<bool> failed_{ false };
+	std::thread thread_;
+};
+
+} // namespace
+
+// A ring that joins a worker (VHOST_ATTACH_VRING_WORKER) while the ring
+// already there has polled requests in flight shares the worker with them,
+// and they end only when that worker polls them.  The newcomer's requests
+// are not polled and may sleep in the block layer, here in a queue freeze,
+// which waits for those polled requests: the worker reaps them before it
+// sleeps, so the freeze ends with them and the newcomer's write right
+// after, instead of when the nvme driver's timeout (30 s) finds them.  On
+// QEMU's NVMe disk throttled to 20 requests a second: a burst of 32 polled
+// writes stays in flight for about 1.6 s and raises no interrupt.  Every
+// write completes once and OK and is on the disk, over a range prefilled
+// with another pattern.
+TEST_TIMEOUT(polled_requests_of_a_ring_sharing_the_worker_are_reaped_before_it_sleeps, 180)
+{
+	auto b = Backend::open(env_nvme_slow);
+	const std::string disk = b.path().substr(b.path().rfind('/') + 1);
+	if (first_line("/sys/block/" + disk + "/queue/io_poll") != "1")
+		SKIP(disk + " has no poll queue");
+	const std::string ctrl = disk.substr(0, disk.rfind('n'));
+	const long long timeout_ms =
+		std::stoll(first_line("/sys/module/nvme_core/parameters/io_timeout")) * 1000;
+	PolledCompletions polled;
+	const uint64_t seed = ktap::seed();
+	constexpr unsigned n = 32;
+	b.write_direct(0, pattern((n + 1) * 4096, 0, seed + 1));
+	auto driver = polling_driver(b, 2);
+	auto &d = *driver;
+	auto ids = d.spread_workers(2);
+	ASSERT_NE(ids[0], ids[1]);
+
+	// Ring 0 has its worker to itself: its burst goes polled.
+	const uint64_t irqs = nvme_io_interrupts(ctrl);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t s = i * 8;
+		d.submit(0, vblk::BlkDriver::write_spec(s, pattern(4096, s, seed + i)), false);
+	}
+	d.kick(0);
+	bool taken = false;
+	for (auto t0 = Clock::now(); !taken && Clock::now() - t0 < 5s;)
+		taken = d.stats(0).inflight >= n / 2;
+	ASSERT_TRUE(taken);
+
+	// A queue freeze now waits for them; ring 1 joins ring 0's worker
+	// and writes meanwhile.
+	QueueFreeze freeze(disk);
+	ASSERT_TRUE(freeze.waits(5000ms));
+	d.device().attach_vring_worker(1, ids[0]);
+	auto t0 = Clock::now();
+	ASSERT_EQ(d.write(1, n * 8, pattern(4096, n * 8, seed + n)), VIRTIO_BLK_S_OK);
+	auto joined = ms_since(t0);
+	completed_ok_once(d, 0, n);
+	freeze.join();
+	ASSERT_FALSE(freeze.failed());
+	const uint64_t raised = nvme_io_interrupts(ctrl) - irqs;
+	ktap::diag("the newcomer's write in the freeze took " + std::to_string(joined) +
+		   " ms (the driver's timeout: " + std::to_string(timeout_ms) + " ms); " +
+		   std::to_string(raised) + " interrupts for 33 writes");
+	ASSERT_TRUE(joined < timeout_ms / 3);
+	// The burst was polled: at most the newcomer's write raised one.
+	ASSERT_TRUE(raised < n / 2);
+	auto back = b.read_direct(0, (n + 1) * 4096);
+	for (unsigned i = 0; i <= n; i++)
+		ASSERT_BYTES_EQ(std::span<const uint8_t>(back).subspan(i * 4096, 4096),
+				pattern(4096, i * 8, seed + i));
+	ASSERT_EQ(d.stats(0).inflight, 0u);
+	ASSERT_EQ(d.stats(1).inflight, 0u);
 }
 
 namespace {
