@@ -26,6 +26,11 @@
 #define VHOST_BLK_WEIGHT	256
 /* How long vhost_blk_reap_all() spins before it sleeps between polls. */
 #define VHOST_BLK_REAP_SPIN_NS		(100 * NSEC_PER_USEC)
+/*
+ * How long vhost_blk_reap_all() waits for another ring's mutex: after a
+ * ring moved, two workers may each hold the ring the other waits for.
+ */
+#define VHOST_BLK_REAP_HELD_NS		NSEC_PER_MSEC
 
 /*
  * Polled requests per ring, in flight or not yet reported: what one reap
@@ -180,6 +185,11 @@ struct vhost_blk_vq {
 	 * are released.
 	 */
 	bool poll_bios;
+	/*
+	 * This kick-handler run found no polled request of another ring on
+	 * its worker in flight (completion.c): not looked for again.
+	 */
+	bool others_reaped;
 	struct list_head polled;
 	unsigned int nr_polled;		/* on polled; read racily by other rings */
 	/* The polled bio inside submit_bio() now (bio.c), read by end_io. */

@@ -134,17 +134,20 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
 
 /*
  * Polls the polled requests of the device's other rings on the worker of
- * @bvq, once each; returns how many are still in flight, counting a ring
- * whose mutex another task holds as one.  Such a ring's polled requests
- * are reaped by its holder (a stop or a drain reaps before it waits) or
- * by the next call, once it lets go: nothing holds a ring's mutex while it
- * waits for a worker.  Rings on other workers are left to their own
- * worker, which reaps them before it sleeps in the block layer too.  The
- * rings' workers are read racily: a ring that moves here meanwhile has
- * its done_work queued on this worker, which polls it.  Caller holds
- * bvq->vq.mutex, so only mutex_trylock() for the others.
+ * @bvq, once each; returns how many are still in flight.  A ring whose
+ * mutex another task holds counts as one while @wait_held: the holder is
+ * the VMM's ioctl, which lets go, a stop or a drain, which reaps the ring
+ * itself, or the ring's own kick handler still running on the worker it
+ * just left, which reaps it itself too and may be waiting for @bvq's
+ * mutex the same way (each ring of two swapped workers looks like the
+ * other's to reap): so that wait is bounded (VHOST_BLK_REAP_HELD_NS).
+ * Rings on other workers are left to their own worker, which reaps them
+ * before it sleeps in the block layer too.  The rings' workers are read
+ * racily.  Caller holds bvq->vq.mutex, so only mutex_trylock() for the
+ * others.
  */
-static unsigned int vhost_blk_reap_others(struct vhost_blk_vq *bvq)
+static unsigned int vhost_blk_reap_others(struct vhost_blk_vq *bvq,
+					  bool wait_held)
 {
 	struct vhost_blk *blk = bvq->blk;
 	struct vhost_worker *worker = rcu_access_pointer(bvq->vq.worker);
@@ -157,7 +160,7 @@ static unsigned int vhost_blk_reap_others(struct vhost_blk_vq *bvq)
 		    rcu_access_pointer(other->vq.worker) != worker)
 			continue;
 		if (!mutex_trylock(&other->vq.mutex)) {
-			left++;
+			left += wait_held;
 			continue;
 		}
 		if (!list_empty(&other->polled))
@@ -170,17 +173,27 @@ static unsigned int vhost_blk_reap_others(struct vhost_blk_vq *bvq)
 /*
  * One pass over the polled requests the worker of @bvq has to end itself:
  * the ring's own and, once the device polls bios, those of the other
- * rings on the same worker (a ring that joined the worker while one there
- * had polled requests in flight).  Returns how many are still in flight.
+ * rings on the same worker (a ring joined the worker while one there had
+ * polled requests in flight).  The others once per kick-handler run: a
+ * ring on this worker runs only once this one is done, and one that is
+ * not alone on its worker sends no polled bios (request.c); only a ring
+ * moved here while its handler still runs on its old worker may, for the
+ * rest of that run (Documentation/vhost-blk.rst).  Returns how many are
+ * still in flight.
  */
-static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq)
+static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq,
+					  bool wait_held)
 {
-	unsigned int left = 0;
+	unsigned int left = 0, others;
 
 	if (!list_empty(&bvq->polled))
 		left = vhost_blk_reap(bvq);
-	if (READ_ONCE(bvq->blk->bios_polled))
-		left += vhost_blk_reap_others(bvq);
+	if (READ_ONCE(bvq->blk->bios_polled) && !bvq->others_reaped) {
+		others = vhost_blk_reap_others(bvq, wait_held);
+		if (!others)
+			bvq->others_reaped = true;
+		left += others;
+	}
 	return left;
 }
 
@@ -201,17 +214,20 @@ static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq)
 void vhost_blk_reap_all(struct vhost_blk_vq *bvq)
 {
 	struct blk_plug *plug = current->plug;
-	u64 start;
+	u64 start, spent;
 
-	if (!vhost_blk_reap_worker(bvq))
+	if (!vhost_blk_reap_worker(bvq, true))
 		return;
 	if (plug) {
 		blk_finish_plug(plug);
 		blk_start_plug(plug);
 	}
 	start = local_clock();
-	while (vhost_blk_reap_worker(bvq)) {
-		if (local_clock() - start < VHOST_BLK_REAP_SPIN_NS)
+	for (;;) {
+		spent = local_clock() - start;
+		if (!vhost_blk_reap_worker(bvq, spent < VHOST_BLK_REAP_HELD_NS))
+			break;
+		if (spent < VHOST_BLK_REAP_SPIN_NS)
 			cond_resched();
 		else
 			usleep_range(20, 50);

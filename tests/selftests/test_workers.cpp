@@ -921,6 +921,90 @@ TEST_TIMEOUT(polled_requests_of_a_ring_sharing_the_worker_are_reaped_before_it_s
 	ASSERT_EQ(d.stats(1).inflight, 0u);
 }
 
+// A ring moved to another worker (VHOST_ATTACH_VRING_WORKER) while its kick
+// handler is queued on its old one: the handler then runs there, holding
+// the ring's mutex, while the ring's worker is already the new one.  Here
+// ring 1 (4 polled writes in flight, which the disk takes after ring 0's)
+// moves onto ring 0's worker while ring 0 (24 polled writes) reaps before
+// its flush, and ring 1's handler, queued behind ring 2's on the old
+// worker, takes a flush of its own.
+// Each handler then finds the other's ring on its worker with polled
+// requests and its mutex held: neither may wait for the other for long (a
+// held ring is waited for at most 1 ms), or both workers spin forever and
+// the move never returns.  Every request completes once and OK as fast as
+// QEMU's NVMe (20 writes a second) takes them, and every write lands over
+// a range prefilled with another pattern.
+TEST_TIMEOUT(rings_moved_between_polling_workers_never_wait_for_each_other, 180)
+{
+	auto b = Backend::open(env_nvme_slow);
+	const std::string disk = b.path().substr(b.path().rfind('/') + 1);
+	if (first_line("/sys/block/" + disk + "/queue/io_poll") != "1")
+		SKIP(disk + " has no poll queue");
+	PolledCompletions polled;
+	const uint64_t seed = ktap::seed();
+	constexpr unsigned n0 = 24, n1 = 4, blocks = n0 + n1;
+	b.write_direct(0, pattern(blocks * 4096, 0, seed + 1));
+	auto driver = polling_driver(b, 3);
+	auto &d = *driver;
+	auto ids = d.spread_workers(3);
+	ASSERT_NE(ids[0], ids[1]);
+	ASSERT_NE(ids[1], ids[2]);
+	vblk::RequestSpec flush;
+	flush.type = VIRTIO_BLK_T_FLUSH;
+	auto writes = [&](unsigned q, unsigned first, unsigned count) {
+		for (unsigned i = first; i < first + count; i++)
+			d.submit(q, vblk::BlkDriver::write_spec(i * 8, pattern(4096, i * 8, seed + i)),
+				 false);
+	};
+	// Waits until ring q's handler has taken `count` requests in all
+	// (in flight or completed).
+	auto wait_taken = [&](unsigned q, unsigned count) {
+		bool seen = false;
+		for (auto t0 = Clock::now(); !seen && Clock::now() - t0 < 5s;) {
+			auto st = d.stats(q);
+			seen = st.inflight + st.status_ok + st.status_ioerr + st.status_unsupp >=
+			       count;
+		}
+		ASSERT_TRUE(seen);
+	};
+
+	// Ring 0, alone on its worker: 24 polled writes, then a flush.
+	writes(0, 0, n0);
+	d.submit(0, flush, false);
+	d.kick(0);
+	wait_taken(0, n0 + 1);
+	// Ring 1, alone on its worker: 4 polled writes (the disk takes them
+	// after ring 0's), its handler gone.
+	writes(1, n0, n1);
+	d.kick(1);
+	wait_taken(1, n1);
+	// Ring 2 joins ring 1's worker and flushes: its handler reaps ring
+	// 1's polled writes, and ring 1's handler, kicked now, queues behind.
+	d.device().attach_vring_worker(2, ids[1]);
+	d.submit(2, flush, false);
+	d.kick(2);
+	wait_taken(2, 1);
+	d.submit(1, flush, false);
+	d.kick(1);
+	auto t0 = Clock::now();
+	d.device().attach_vring_worker(1, ids[0]);
+	auto moved = ms_since(t0);
+	completed_ok_once(d, 0, n0 + 1);
+	completed_ok_once(d, 1, n1 + 1);
+	completed_ok_once(d, 2, 1);
+	auto all = ms_since(t0);
+	ktap::diag("the move took " + std::to_string(moved) + " ms, every request " +
+		   std::to_string(all) + " ms");
+	// 28 writes at 20 a second: 1.4 s.
+	ASSERT_TRUE(all < 10000);
+	auto back = b.read_direct(0, blocks * 4096);
+	for (unsigned i = 0; i < blocks; i++)
+		ASSERT_BYTES_EQ(std::span<const uint8_t>(back).subspan(i * 4096, 4096),
+				pattern(4096, i * 8, seed + i));
+	for (unsigned q = 0; q < 3; q++)
+		ASSERT_EQ(d.stats(q).inflight, 0u);
+}
+
 namespace {
 
 // The CPU time a thread has run, in ns (/proc/.../schedstat, field 1).
