@@ -39,8 +39,14 @@ kmod:
 	bash scripts/vhost-header.sh $(INSTALL_KVER) $(VHOST_HDR)
 	$(MAKE) -C $(INSTALL_KDIR) M=$(CURDIR)/kernel VHOST_INC=$(VHOST_HDR)/drivers/vhost modules
 
+# RelWithDebInfo with line tables and function names only (-g1): backtraces,
+# sanitizer reports and perf keep file:line, and the build takes a third
+# less time than with -g (test_workers.cpp: 5.8 s against 8.4 s), which
+# make check pays on 2 cores.  For gdb's variables, a Debug build.
+TOOLS_FLAGS := -O2 -g1 -DNDEBUG
 tools: setup
-	cmake -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVHOST_BLK_WERROR=ON >/dev/null
+	cmake -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		"-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$(TOOLS_FLAGS)" -DVHOST_BLK_WERROR=ON >/dev/null
 	cmake --build $(CMAKE_BUILD) -j $(JOBS)
 
 # GoogleTest unit tests: no kernel module needed.
