@@ -27,8 +27,9 @@
 /* How long vhost_blk_reap_all() spins before it sleeps between polls. */
 #define VHOST_BLK_REAP_SPIN_NS		(100 * NSEC_PER_USEC)
 /*
- * How long vhost_blk_reap_all() waits for another ring's mutex: after a
- * ring moved, two workers may each hold the ring the other waits for.
+ * How long a kick-handler run waits for other rings' mutexes before it
+ * sleeps in the block layer: after a ring moved, two workers may each hold
+ * the ring the other waits for (completion.c).
  */
 #define VHOST_BLK_REAP_HELD_NS		NSEC_PER_MSEC
 
@@ -186,10 +187,10 @@ struct vhost_blk_vq {
 	 */
 	bool poll_bios;
 	/*
-	 * This kick-handler run found no polled request of another ring on
-	 * its worker in flight (completion.c): not looked for again.
+	 * This kick-handler run has waited VHOST_BLK_REAP_HELD_NS for other
+	 * rings' mutexes (completion.c): it only tries them from now on.
 	 */
-	bool others_reaped;
+	bool held_waited;
 	struct list_head polled;
 	unsigned int nr_polled;		/* on polled; read racily by other rings */
 	/* The polled bio inside submit_bio() now (bio.c), read by end_io. */

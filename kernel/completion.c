@@ -140,7 +140,7 @@ unsigned int vhost_blk_reap(struct vhost_blk_vq *bvq)
  * itself, or the ring's own kick handler still running on the worker it
  * just left, which reaps it itself too and may be waiting for @bvq's
  * mutex the same way (each ring of two swapped workers looks like the
- * other's to reap): so that wait is bounded (VHOST_BLK_REAP_HELD_NS).
+ * other's to reap): so that wait is bounded (vhost_blk_reap_all()).
  * Rings on other workers are left to their own worker, which reaps them
  * before it sleeps in the block layer too.  The rings' workers are read
  * racily.  Caller holds bvq->vq.mutex, so only mutex_trylock() for the
@@ -173,27 +173,20 @@ static unsigned int vhost_blk_reap_others(struct vhost_blk_vq *bvq,
 /*
  * One pass over the polled requests the worker of @bvq has to end itself:
  * the ring's own and, once the device polls bios, those of the other
- * rings on the same worker (a ring joined the worker while one there had
- * polled requests in flight).  The others once per kick-handler run: a
- * ring on this worker runs only once this one is done, and one that is
- * not alone on its worker sends no polled bios (request.c); only a ring
- * moved here while its handler still runs on its old worker may, for the
- * rest of that run (Documentation/vhost-blk.rst).  Returns how many are
+ * rings on the same worker (a ring joined the worker, or moved onto it,
+ * while it had polled requests in flight).  Held rings are waited for
+ * until this kick-handler run has waited VHOST_BLK_REAP_HELD_NS for them
+ * once (held_waited), and only tried after that.  Returns how many are
  * still in flight.
  */
-static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq,
-					  bool wait_held)
+static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq)
 {
-	unsigned int left = 0, others;
+	unsigned int left = 0;
 
 	if (!list_empty(&bvq->polled))
 		left = vhost_blk_reap(bvq);
-	if (READ_ONCE(bvq->blk->bios_polled) && !bvq->others_reaped) {
-		others = vhost_blk_reap_others(bvq, wait_held);
-		if (!others)
-			bvq->others_reaped = true;
-		left += others;
-	}
+	if (READ_ONCE(bvq->blk->bios_polled))
+		left += vhost_blk_reap_others(bvq, !bvq->held_waited);
 	return left;
 }
 
@@ -201,7 +194,8 @@ static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq,
  * Reaps until none of the polled requests the worker has to end itself
  * (vhost_blk_reap_worker()) is in flight: before the worker may sleep in
  * the block layer (bio.c), where a queue freeze or a shared tag pool
- * waits for them.  As long as the backend takes to end them.
+ * waits for them.  As long as the backend takes to end them, and at most
+ * VHOST_BLK_REAP_HELD_NS a kick-handler run for other rings' mutexes.
  * The kick handler's plug goes out first (finished and started again, as
  * the handler does between batches): a request still in it has no cookie
  * yet, and bio_poll() returns at once for such a bio without flushing the
@@ -216,7 +210,7 @@ void vhost_blk_reap_all(struct vhost_blk_vq *bvq)
 	struct blk_plug *plug = current->plug;
 	u64 start, spent;
 
-	if (!vhost_blk_reap_worker(bvq, true))
+	if (!vhost_blk_reap_worker(bvq))
 		return;
 	if (plug) {
 		blk_finish_plug(plug);
@@ -225,7 +219,9 @@ void vhost_blk_reap_all(struct vhost_blk_vq *bvq)
 	start = local_clock();
 	for (;;) {
 		spent = local_clock() - start;
-		if (!vhost_blk_reap_worker(bvq, spent < VHOST_BLK_REAP_HELD_NS))
+		if (spent >= VHOST_BLK_REAP_HELD_NS)
+			bvq->held_waited = true;
+		if (!vhost_blk_reap_worker(bvq))
 			break;
 		if (spent < VHOST_BLK_REAP_SPIN_NS)
 			cond_resched();

@@ -742,7 +742,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 
 	mutex_lock(&vq->mutex);
 	start = local_clock();
-	bvq->others_reaped = false;
+	bvq->held_waited = false;
 	backend = vhost_vq_get_backend(vq);
 	if (!backend || bvq->stopped)
 		goto out_reap;
