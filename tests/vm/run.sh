@@ -121,8 +121,8 @@ done
 # The selftests get a disk of QEMU's emulated NVMe whose I/O QEMU throttles
 # to 20 a second, with a poll queue (init loads nvme with poll_queues=1):
 # polled requests that stay in flight, which end only when polled
-# (test_workers.cpp).  Sparse, in the results directory, removed after the
-# run.  A kernel without nvme runs without it (its tests skip).
+# (test_workers.cpp).  A sparse file in build/vm, removed when run.sh
+# exits.  A kernel without nvme runs without it (its tests skip).
 nvme_args=()
 if [ "$suite" = selftests ] && [ -n "${modpath[nvme]:-}" ]; then
 	add_mod nvme
