@@ -27,9 +27,10 @@
 /* How long vhost_blk_reap_all() spins before it sleeps between polls. */
 #define VHOST_BLK_REAP_SPIN_NS		(100 * NSEC_PER_USEC)
 /*
- * How long a kick-handler run waits for other rings' mutexes before it
- * sleeps in the block layer: after a ring moved, two workers may each hold
- * the ring the other waits for (completion.c).
+ * Once one reap before a blocking submission has lasted this long, the
+ * kick-handler run stops waiting for other rings' mutexes: after a ring
+ * moved, two workers may each hold the ring the other waits for
+ * (completion.c).
  */
 #define VHOST_BLK_REAP_HELD_NS		NSEC_PER_MSEC
 
@@ -187,8 +188,8 @@ struct vhost_blk_vq {
 	 */
 	bool poll_bios;
 	/*
-	 * This kick-handler run has waited VHOST_BLK_REAP_HELD_NS for other
-	 * rings' mutexes (completion.c): it only tries them from now on.
+	 * A reap of this kick-handler run has lasted VHOST_BLK_REAP_HELD_NS
+	 * (completion.c): other rings' held mutexes are only tried now.
 	 */
 	bool held_waited;
 	struct list_head polled;
@@ -208,7 +209,7 @@ struct vhost_blk {
 	unsigned int nvqs;
 
 	/*
-	 * A ring of the device has sent REQ_POLLED bios (completion.c):
+	 * A ring of the device chose to poll its bios (request.c):
 	 * from then on a blocking submission reaps the polled requests of
 	 * the other rings on its worker too.  Set once, never cleared.
 	 */

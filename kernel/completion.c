@@ -175,9 +175,9 @@ static unsigned int vhost_blk_reap_others(struct vhost_blk_vq *bvq,
  * the ring's own and, once the device polls bios, those of the other
  * rings on the same worker (a ring joined the worker, or moved onto it,
  * while it had polled requests in flight).  Held rings are waited for
- * until this kick-handler run has waited VHOST_BLK_REAP_HELD_NS for them
- * once (held_waited), and only tried after that.  Returns how many are
- * still in flight.
+ * until a reap of this kick-handler run has lasted VHOST_BLK_REAP_HELD_NS
+ * (held_waited), and only tried after that.  Returns how many are still
+ * in flight.
  */
 static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq)
 {
@@ -194,8 +194,9 @@ static unsigned int vhost_blk_reap_worker(struct vhost_blk_vq *bvq)
  * Reaps until none of the polled requests the worker has to end itself
  * (vhost_blk_reap_worker()) is in flight: before the worker may sleep in
  * the block layer (bio.c), where a queue freeze or a shared tag pool
- * waits for them.  As long as the backend takes to end them, and at most
- * VHOST_BLK_REAP_HELD_NS a kick-handler run for other rings' mutexes.
+ * waits for them.  As long as the backend takes to end them; for other
+ * rings' mutexes until one reap of the run has lasted
+ * VHOST_BLK_REAP_HELD_NS.
  * The kick handler's plug goes out first (finished and started again, as
  * the handler does between batches): a request still in it has no cookie
  * yet, and bio_poll() returns at once for such a bio without flushing the
