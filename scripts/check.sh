@@ -144,6 +144,18 @@ boot_crash() {
 	grep -ao -m1 -E '(Oops|Kernel panic).*' "$console" | tr -d '\r'
 }
 
+# Either of the two above, said in one line.
+emulator_crash() {
+	local why
+	if why=$(boot_crash "$1"); then
+		echo "the VM's kernel died before the suite started, vhost_blk not loaded: $why"
+	elif why=$(nested_tcg_corruption "$1"); then
+		echo "the nested guest crashed with impossible registers, nested TCG corruption (issue 11): $why"
+	else
+		return 1
+	fi
+}
+
 vm_suite() {
 	local name=$1 log rc notok why
 	shift
@@ -155,15 +167,8 @@ vm_suite() {
 	# dying in its boot before vhost_blk is loaded, says nothing about
 	# vhost-blk: run the suite once more and judge that run.  A second
 	# such crash, or any other failure, fails as usual.
-	if ((rc != 0)) && why=$(boot_crash "$log"); then
-		echo "# $name: the VM's kernel died before the suite started, vhost_blk not loaded ($why):"
-		echo "# not a vhost-blk result; running $name again"
-		retried+=("$name (VM boot: $why)")
-		bash "$top/tests/vm/run.sh" --build "$build" --kver "$KVER" "$@" 2>&1 | tee "$log"
-		rc=${PIPESTATUS[0]}
-	elif ((rc != 0)) && why=$(nested_tcg_corruption "$log"); then
-		echo "# $name: the nested guest crashed with impossible registers ($why):"
-		echo "# nested TCG corruption (issue 11), not a vhost-blk result; running $name again"
+	if ((rc != 0)) && why=$(emulator_crash "$log"); then
+		echo "# $name: $why: not a vhost-blk result; running $name again"
 		retried+=("$name ($why)")
 		bash "$top/tests/vm/run.sh" --build "$build" --kver "$KVER" "$@" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
