@@ -773,6 +773,16 @@ std::string first_line(const std::string &path)
 	return line;
 }
 
+// The name of `b`'s disk in /sys/block (nvme0n1); SKIPs unless the disk
+// has a poll queue.
+std::string polling_disk(const Backend &b)
+{
+	const std::string disk = b.path().substr(b.path().rfind('/') + 1);
+	if (first_line("/sys/block/" + disk + "/queue/io_poll") != "1")
+		SKIP(disk + " has no poll queue");
+	return disk;
+}
+
 // The interrupts an NVMe controller's ("nvme0") I/O queues have taken so
 // far, on every CPU: /proc/interrupts lines named nvme0q1, nvme0q2...,
 // the admin queue (nvme0q0) left out.  A poll queue has no interrupt.
@@ -868,9 +878,7 @@ private:
 TEST_TIMEOUT(polled_requests_of_a_ring_sharing_the_worker_are_reaped_before_it_sleeps, 180)
 {
 	auto b = Backend::open(env_nvme_slow);
-	const std::string disk = b.path().substr(b.path().rfind('/') + 1);
-	if (first_line("/sys/block/" + disk + "/queue/io_poll") != "1")
-		SKIP(disk + " has no poll queue");
+	const std::string disk = polling_disk(b);
 	const std::string ctrl = disk.substr(0, disk.rfind('n'));
 	const long long timeout_ms =
 		std::stoll(first_line("/sys/module/nvme_core/parameters/io_timeout")) * 1000;
@@ -937,9 +945,7 @@ TEST_TIMEOUT(polled_requests_of_a_ring_sharing_the_worker_are_reaped_before_it_s
 TEST_TIMEOUT(rings_moved_between_polling_workers_never_wait_for_each_other, 180)
 {
 	auto b = Backend::open(env_nvme_slow);
-	const std::string disk = b.path().substr(b.path().rfind('/') + 1);
-	if (first_line("/sys/block/" + disk + "/queue/io_poll") != "1")
-		SKIP(disk + " has no poll queue");
+	const std::string disk = polling_disk(b);
 	PolledCompletions polled;
 	const uint64_t seed = ktap::seed();
 	constexpr unsigned n0 = 24, n1 = 4, blocks = n0 + n1;
